@@ -136,7 +136,7 @@ def equal(actual: Any, expected: Any, float_tol: float | None = None) -> bool:
         return actual == expected
     if ta in (list, tuple) and te in (list, tuple):
         return len(actual) == len(expected) and all(
-            equal(a, e, float_tol) for a, e in zip(actual, expected)
+            equal(a, e, float_tol) for a, e in zip(actual, expected, strict=True)
         )
     if ta is dict and te is dict:
         return actual.keys() == expected.keys() and all(

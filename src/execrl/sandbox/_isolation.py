@@ -7,7 +7,9 @@ starts inside them. Each layer reports ``(on, note)``; ``execrl sandbox doctor``
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 from execrl.sandbox import _linux as L
@@ -108,10 +110,36 @@ def _build_root(scratch_mb: int, hide: list[str]) -> None:
     os.mkdir(root + "/.old")
     os.chdir(root)
     L.pivot_root(".", ".old")
+    os.chdir("/")
+    # The old root stays attached until the zygote has mounted its own /proc: inside a user
+    # namespace the kernel only allows a new proc while another one is fully visible.
+
+
+def finish_root(facts: dict[str, Any]) -> None:
+    """Detach the old root and freeze the new one read-only (run in the zygote)."""
+    if not facts.get("old_root"):
+        return
     L.umount2("/.old", L.MNT_DETACH)
     os.rmdir("/.old")
-    os.chdir("/")
     L.mount("none", "/", None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
+
+
+def _sweep_stale_scratch() -> None:
+    """Remove scratch dirs of workers that died without cleaning up (no namespaces case)."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        parts = name.split("-")
+        if len(parts) < 4 or not name.startswith("execrl-scratch-") or not parts[2].isdigit():
+            continue
+        path = os.path.join(base, name)
+        try:
+            if os.stat(path).st_uid != os.geteuid():
+                continue
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
@@ -132,7 +160,7 @@ def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
     is_root = os.geteuid() == 0
     userns = False
     if is_root:
-        layers["user_namespace"] = (False, "not needed: running as root")
+        layers["user_namespace"] = (True, "not needed: running as root")
     else:
         uid, gid = os.geteuid(), os.getegid()
         try:
@@ -164,6 +192,7 @@ def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
             _build_root(cfg["scratch_mb"], cfg.get("hide", []))
             layers["scratch_tmpfs"] = (True, f"{cfg['scratch_mb']} MiB")
             facts["scratch"] = ["/tmp", "/dev/shm"]
+            facts["old_root"] = "/.old"
         except OSError as exc:
             layers["mount_namespace"] = (False, f"could not build the private root ({exc})")
             layers["scratch_tmpfs"] = (False, "no private root")
@@ -178,9 +207,8 @@ def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
     if try_layer("pid_namespace", lambda: L.unshare(L.CLONE_NEWPID)):
         facts["pid_ns"] = True
     if not facts["scratch"]:
-        import tempfile
-
-        d = tempfile.mkdtemp(prefix="execrl-scratch-")
+        _sweep_stale_scratch()
+        d = tempfile.mkdtemp(prefix=f"execrl-scratch-{os.getpid()}-")
         facts["scratch"] = [d]
         facts["scratch_owned"] = True
     if is_root:

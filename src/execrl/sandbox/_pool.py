@@ -169,7 +169,14 @@ class _Worker:
             del self.buf[: 4 + n]
         return out
 
-    def kill(self) -> None:
+    def kill(self, graceful: bool = False) -> None:
+        """Stop the worker; ``graceful`` lets it clean up (hang up, wait briefly) first."""
+        if graceful:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+                self.proc.wait(timeout=2.0)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -251,7 +258,12 @@ class SandboxPool:
     def close(self) -> None:
         for w in self._workers:
             self._sel.unregister(w.sock)
-            w.kill()
+            try:
+                w.sock.shutdown(socket.SHUT_RDWR)  # all workers start cleaning up at once
+            except OSError:
+                pass
+        for w in self._workers:
+            w.kill(graceful=True)
         self._workers.clear()
 
     @property

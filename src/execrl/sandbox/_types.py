@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 
 class Status(str, enum.Enum):
@@ -88,9 +88,6 @@ class Compare:
 
     float_tol: float | None = None
     whitespace: bool = True
-
-
-TestSpec = Union[CheckTest, list[CallCase], list[StdioCase]]
 
 
 @dataclass(frozen=True)

