@@ -141,3 +141,18 @@ def test_thousands_of_runs_leak_no_process_fd_or_scratch():
     new = set(os.listdir("/tmp")) - tmp_before  # other processes may share /tmp: look at ours
     assert {n for n in new if n.startswith("execrl") or n == "junk"} == set()
     assert _children() == children_before
+
+
+def test_a_reply_trickled_byte_by_byte_still_times_out(pool):
+    """Found by reading the driver: a per-recv timeout let a slow drip outlive the deadline
+    and end as sandbox_error (which rewards skip) instead of timeout."""
+    prog = (
+        "import os, struct, time\n"
+        "def f():\n"
+        "    os.write(3, struct.pack('>I', 1000))\n"
+        "    while True:\n"
+        "        os.write(3, b' ')\n"
+        "        time.sleep(0.2)\n"
+    )
+    [v] = pool.run([Run(prog, [CallCase("f", [], 1)], Limits(timeout=1.0))])
+    assert v.status is Status.TIMEOUT, v

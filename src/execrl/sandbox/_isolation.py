@@ -16,7 +16,7 @@ from execrl.sandbox import _linux as L
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc", "/opt")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-UNTRUSTED_UID_BASE = 1_000_000
+UNTRUSTED_UID_BASE = 100_000_000  # far above real accounts; < 2**32 with the offsets below
 
 LAYER_DOCS = {
     "user_namespace": "own user namespace (non-root path to the other namespaces)",
@@ -212,7 +212,8 @@ def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
         facts["scratch"] = [d]
         facts["scratch_owned"] = True
     if is_root:
-        facts["uid"] = UNTRUSTED_UID_BASE + int(cfg.get("slot", 0))
+        # One uid per worker of this pool, so RLIMIT_NPROC is not shared with other pools.
+        facts["uid"] = UNTRUSTED_UID_BASE + (int(cfg.get("pool_pid", 0)) % (1 << 22)) * 256 + int(cfg.get("slot", 0)) % 256
         layers["unprivileged"] = (True, f"uid {facts['uid']}, no groups")
     elif userns:
         facts["drop_caps"] = True

@@ -219,6 +219,7 @@ class SandboxPool:
             "hide": sorted({os.path.realpath(p) for p in list(hide) + _default_hidden()}),
             "preload": list(preload),
             "pin": os.environ.get("EXECRL_PIN", "1") == "1",
+            "pool_pid": os.getpid(),
         }
         self._workers: list[_Worker] = []
         self._sel: selectors.BaseSelector | None = None

@@ -271,13 +271,13 @@ class Driver:
         child.chan.sendall(_codec.frame(message))
 
     def _recv(self, child: _Child, deadline: float) -> Any:
-        """Next reply, or raise _Abort(timeout) / _Abort(died)."""
+        """Next reply, or raise _Abort(timeout) / _Abort(died). The deadline is absolute: a
+        process that trickles its reply byte by byte still times out."""
         try:
-            child.chan.settimeout(max(deadline - time.monotonic(), 0.001))
-            (n,) = _LEN.unpack(_recv_exact(child.chan, 4))
+            (n,) = _LEN.unpack(_recv_exact(child.chan, 4, deadline))
             if n > _codec.MAX_FRAME:
                 raise _Abort(Status.OUTPUT_LIMIT, f"reply of {n} bytes exceeds the cap")
-            return _codec.loads(_recv_exact(child.chan, n))
+            return _codec.loads(_recv_exact(child.chan, n, deadline))
         except TimeoutError:
             raise _Abort(Status.TIMEOUT, "time limit exceeded") from None
         except (EOFError, ConnectionError):
@@ -557,9 +557,14 @@ def _where(exc: BaseException) -> str:
     return ""
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
     buf = bytearray()
     while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
         b = sock.recv(n - len(buf))
         if not b:
             raise EOFError
