@@ -156,3 +156,19 @@ def test_a_reply_trickled_byte_by_byte_still_times_out(pool):
     )
     [v] = pool.run([Run(prog, [CallCase("f", [], 1)], Limits(timeout=1.0))])
     assert v.status is Status.TIMEOUT, v
+
+
+@pytest.mark.parametrize(
+    ("program", "status"),
+    [
+        ("import os\nos._exit(0)\n", Status.ERROR),
+        ("import os\nos._exit(121)\n", Status.ERROR),
+        ("import os\nos.close(3)\n", Status.ERROR),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", Status.CRASHED),
+        ("import os\nos.write(3, b'B')\nos._exit(0)\n", Status.ERROR),
+    ],
+)
+def test_dying_while_loading_is_the_programs_fault_never_sandbox_error(pool, program, status):
+    """sandbox_error means 'skip this sample' to rewards; a program must not be able to claim it."""
+    [v] = pool.run([Run(program, [CallCase("f", [], 1)])])
+    assert v.status is status, v

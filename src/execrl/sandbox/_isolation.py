@@ -90,23 +90,28 @@ def _build_root(scratch_mb: int, hide: list[str]) -> None:
         if os.path.isdir(d) and not any(t == d or t.startswith(d + "/") for t in targets)
     )
     L.mount("tmpfs", root, "tmpfs", L.MS_NOSUID | L.MS_NODEV, "size=1m,mode=755")
+    for d in ("/dev/shm", "/proc", "/tmp"):
+        os.makedirs(root + d)
+    # Scratch first: an interpreter installed under /tmp (a venv in a temp checkout) is then
+    # bound on top of it, on a read-only skeleton the program cannot write into.
+    L.mount("tmpfs", root + "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"size={scratch_mb}m,mode=1777")
+    L.mount("tmpfs", root + "/dev/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV, "size=16m,mode=1777")
+    skeletons = sorted({"/tmp/" + t[len("/tmp/"):].split("/")[0] for t in targets if t.startswith("/tmp/")})
+    for sk in skeletons:
+        os.mkdir(root + sk)
+        L.mount("tmpfs", root + sk, "tmpfs", L.MS_NOSUID | L.MS_NODEV, "size=64k,mode=755")
     for path in targets:
         _bind(path, root)
     for path in hide:
         _hide(path, root)
-    os.makedirs(root + "/dev", exist_ok=True)
+    for sk in skeletons:
+        L.mount("none", root + sk, None, L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
     for dev in DEVICES:
         if os.path.exists("/dev/" + dev):
             _bind("/dev/" + dev, root, readonly=False)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
-    os.makedirs(root + "/dev/shm")
-    os.makedirs(root + "/proc")
-    os.makedirs(root + "/tmp")
-    scratch = f"size={scratch_mb}m,mode=1777"
-    L.mount("tmpfs", root + "/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, scratch)
-    L.mount("tmpfs", root + "/dev/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV, "size=16m,mode=1777")
     os.mkdir(root + "/.old")
     os.chdir(root)
     L.pivot_root(".", ".old")

@@ -80,6 +80,10 @@ def serve(fd: int) -> None:
         os.lseek(sin, 0, os.SEEK_SET)
         os.dup2(sin, 0)
         os.close(sin)
+    # Harness set-up is done: from here on, whatever goes wrong is the program's doing. The
+    # driver reads this byte first, so a process that dies before it is a sandbox_error
+    # and one that dies after it cannot pretend otherwise.
+    os.write(fd, b"B")
     try:
         code = compile(msg["program"], "<program>", "exec")
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, ValueError (NUL bytes), RecursionError...

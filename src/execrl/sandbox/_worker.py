@@ -167,6 +167,8 @@ def _wipe(path: str) -> None:
         return
     for name in entries:
         full = os.path.join(path, name)
+        if os.path.ismount(full):
+            continue  # a read-only skeleton holding the interpreter, not the program's
         try:
             if os.path.isdir(full) and not os.path.islink(full):
                 shutil.rmtree(full, ignore_errors=True)
@@ -300,6 +302,12 @@ class Driver:
         msg = {"limits": job["limits"], "program": job["program"], "stdin": stdin,
                "module_name": "__main__" if stdin is not None else "__candidate__"}
         self._send(child, msg)
+        try:
+            started = _recv_exact(child.chan, 1, deadline)
+        except (EOFError, ConnectionError, TimeoutError):
+            started = b""
+        if started != b"B":
+            raise _Abort(Status.SANDBOX_ERROR, "the untrusted process failed before loading the program")
         reply = self._recv(child, deadline)
         if not isinstance(reply, dict) or reply.get("ok") is not True:
             raise _candidate_failure(reply, loading=True)
@@ -489,7 +497,7 @@ def _candidate_failure(reply: Any, loading: bool = False) -> Any:
 def _refine(abort: _Abort, proc: dict[str, Any]) -> _Abort:
     """Use the process's real fate (from the zygote) to name why a run stopped early."""
     st = proc["status"]
-    if abort.status is Status.TIMEOUT or not proc["exited"]:
+    if abort.status in (Status.TIMEOUT, Status.SANDBOX_ERROR) or not proc["exited"]:
         return abort
     if os.WIFSIGNALED(st):
         sig = os.WTERMSIG(st)

@@ -1,0 +1,55 @@
+"""Isolation set-up in situations users meet: interpreters in odd places, layer reports."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from execrl.sandbox import CallCase, Run, SandboxPool
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + "/src"
+
+
+def test_interpreter_installed_under_tmp_still_works(tmp_path):
+    """A venv inside a temp checkout lives under /tmp, where the scratch tmpfs is mounted:
+    the fresh-clone check found it hidden from the sandbox, breaking every run."""
+    venv = tmp_path / "venv"
+    top = str(tmp_path).split("/")[2]  # the /tmp/<top> skeleton that holds the venv
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {SRC!r})
+        from execrl.sandbox import CallCase, Run, SandboxPool, StdioCase
+        prog = '''
+        import json, xml.dom.minidom, os
+        def f():
+            skeleton = {top!r}
+            left = sorted(n for n in os.listdir("/tmp") if n != skeleton)
+            open("/tmp/mine", "w").write("x")
+            try:
+                open(os.path.join("/tmp", skeleton, "evil"), "w")
+                wrote = True
+            except OSError:
+                wrote = False
+            return [os.getcwd(), left, wrote]
+        '''
+        with SandboxPool(workers=1) as p:
+            vs = p.run([Run(prog, [CallCase("f", [], ["/tmp", [], False])])] * 3)
+            print([v.status.value for v in vs], vs[0].detail)
+            assert all(v.passed for v in vs), vs[0]
+    """)
+    p = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert sys.prefix != str(venv)
+
+
+def test_layers_are_all_on_here_and_reported():
+    with SandboxPool(workers=1) as p:
+        layers = p.layers
+        [v] = p.run([Run("import os\ndef f():\n    return os.environ.get('PATH')\n", [CallCase("f", [], "/usr/local/bin:/usr/bin:/bin")])])
+    assert v.passed
+    expected = {"network_namespace", "mount_namespace", "scratch_tmpfs", "pid_namespace", "unprivileged",
+                "no_new_privs", "seccomp", "rlimits", "scrubbed_env", "tree_kill"}
+    assert expected <= set(layers)
+    if os.geteuid() == 0:  # CI and this machine: everything must be on
+        assert [k for k, (on, _) in layers.items() if not on] == []
