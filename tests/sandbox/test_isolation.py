@@ -1,9 +1,12 @@
 """Isolation set-up in situations users meet: interpreters in odd places, layer reports."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from execrl.sandbox import CallCase, Run, SandboxPool
 
@@ -53,3 +56,50 @@ def test_layers_are_all_on_here_and_reported():
     assert expected <= set(layers)
     if os.geteuid() == 0:  # CI and this machine: everything must be on
         assert [k for k, (on, _) in layers.items() if not on] == []
+
+
+def _python_for(uid: int) -> str | None:
+    """An interpreter the unprivileged user can run (pyenv under /root is not readable)."""
+    for exe in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        try:
+            ok = subprocess.run([exe, "-c", "import sys; assert sys.version_info >= (3, 10)"], user=uid,
+                                capture_output=True, timeout=30, cwd="/").returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if ok:
+            return exe
+    return None
+
+
+NON_ROOT = textwrap.dedent("""
+    import json, os
+    from execrl.sandbox import CallCase, CheckTest, Run, SandboxPool
+    from execrl.sandbox._doctor import run_probes
+    prog = "import os\\ndef f():\\n    return [os.getcwd(), len([p for p in os.listdir('/proc') if p.isdigit()])]\\n"
+    with SandboxPool(workers=1) as p:
+        layers = p.layers
+        [v, w] = p.run([Run(prog, [CallCase("f", [], ["/tmp", 2])]),
+                        Run("def add(a, b):\\n    return a - b\\n", CheckTest("def check(c):\\n    assert c(1, 2) == 3\\n", "add"))])
+        probes = run_probes(p)
+    print(json.dumps({"uid": os.geteuid(), "off": [k for k, (on, _) in layers.items() if not on],
+                      "statuses": [v.status.value, w.status.value], "detail": v.detail,
+                      "escaped": [pr.name for pr in probes if not pr.contained]}))
+""")
+
+
+def test_unprivileged_user_gets_every_layer_through_user_namespaces():
+    """The path a laptop user takes: not root, unprivileged user namespaces on."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    uid = 65534  # nobody
+    exe = _python_for(uid)
+    if exe is None:
+        pytest.skip("no interpreter the unprivileged user can run")
+    p = subprocess.run([exe, "-c", NON_ROOT], user=uid, group=uid, capture_output=True, text=True, timeout=120,
+                       cwd="/", env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["uid"] == uid
+    assert got["off"] == [], got
+    assert got["statuses"] == ["passed", "failed"], got  # sees only itself and the zygote
+    assert got["escaped"] == [], got
