@@ -28,6 +28,7 @@ LAYER_DOCS = {
     "no_new_privs": "setuid binaries cannot raise privileges",
     "seccomp": "kernel-attack and escape syscalls (ptrace, mount, bpf, ...) refused",
     "rlimits": "CPU time, address space, file size, processes, open files",
+    "cgroup": "one memory cgroup per worker: the run's total RAM (all processes, files, memfds)",
     "scrubbed_env": "the untrusted process sees a fixed, minimal environment",
     "tree_kill": "everything the program started is killed when the run ends",
 }
@@ -147,6 +148,88 @@ def _sweep_stale_scratch() -> None:
             continue
 
 
+CGROUP_SLACK_MB = 32  # the interpreter's own pages copied after fork
+
+
+def _cgroup_setup(cfg: dict[str, Any]) -> tuple[dict[str, int] | None, str]:
+    """A memory cgroup for this worker's untrusted processes (v2, else v1), or why not.
+
+    Created under the cgroup we already run in, so any limit set on us still applies. The
+    fds are opened now, before the namespaces hide /sys."""
+    name = f"execrl-{cfg.get('pool_pid', 0)}-{cfg.get('slot', 0)}"
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [ln.rstrip("\n").split(":", 2) for ln in f]
+    except OSError:
+        return None, "no /proc/self/cgroup"
+    v2 = "/sys/fs/cgroup"
+    candidates = []
+    if os.path.exists(v2 + "/cgroup.controllers"):
+        own = next((p for h, c, p in lines if h == "0"), "/")
+        candidates.append(("v2", v2 + own.rstrip("/"), "memory.max", "memory.events"))
+    for _h, ctrls, path in lines:
+        if "memory" in ctrls.split(","):
+            candidates.append(("v1", "/sys/fs/cgroup/memory" + path.rstrip("/"), "memory.limit_in_bytes", "memory.oom_control"))
+    why = "no memory controller"
+    for kind, parent, limit_file, events_file in candidates:
+        if kind == "v2":
+            try:
+                with open(parent + "/cgroup.subtree_control") as f:
+                    if "memory" not in f.read().split():
+                        why = "memory controller not delegated to our cgroup"
+                        continue
+            except OSError:
+                continue
+        path = f"{parent}/{name}"
+        try:
+            _sweep_stale_cgroups(parent)
+            os.makedirs(path, exist_ok=True)
+            fds = {
+                "procs": os.open(path + "/cgroup.procs", os.O_WRONLY),
+                "limit": os.open(f"{path}/{limit_file}", os.O_WRONLY),
+                "events": os.open(f"{path}/{events_file}", os.O_RDONLY),
+            }
+        except OSError as exc:
+            why = f"cannot create a cgroup ({exc.strerror})"
+            continue
+        if kind == "v2":
+            try:
+                L.write_file(path + "/memory.swap.max", "0")
+            except OSError:
+                pass
+        return {**fds, "path": path, "v2": kind == "v2"}, kind  # type: ignore[dict-item]
+    return None, why
+
+
+def _sweep_stale_cgroups(parent: str) -> None:
+    for name in os.listdir(parent):
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "execrl" and parts[1].isdigit():
+            try:
+                os.kill(int(parts[1]), 0)
+            except ProcessLookupError:
+                try:
+                    os.rmdir(os.path.join(parent, name))
+                except OSError:
+                    pass
+            except OSError:
+                pass
+
+
+def set_cgroup_limit(cg: dict[str, Any], memory_mb: int) -> None:
+    os.pwrite(cg["limit"], str((memory_mb + CGROUP_SLACK_MB) << 20).encode(), 0)
+
+
+def cgroup_ooms(cg: dict[str, Any]) -> int:
+    """How many processes the kernel has OOM-killed in the cgroup so far."""
+    text = os.pread(cg["events"], 4096, 0).decode()
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            return int(value)
+    return 0
+
+
 def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
     """Enter every layer this machine allows (before forking the zygote).
 
@@ -163,6 +246,13 @@ def enter(cfg: dict[str, Any]) -> tuple[Layers, dict[str, Any]]:
         return layers, facts
 
     is_root = os.geteuid() == 0
+    cg, cg_note = _cgroup_setup(cfg)
+    if cg is not None:
+        set_cgroup_limit(cg, cfg.get("memory_mb", 1024))
+        facts["cgroup"] = cg
+        layers["cgroup"] = (True, f"{cg_note}, total memory per run")
+    else:
+        layers["cgroup"] = (False, f"{cg_note}: memory_mb then bounds each process, not the run")
     userns = False
     if is_root:
         layers["user_namespace"] = (True, "not needed: running as root")

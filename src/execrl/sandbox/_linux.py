@@ -157,30 +157,64 @@ def seccomp_supported() -> bool:
     return platform.machine() in _AUDIT_ARCH
 
 
+_CLONE = {"x86_64": 56, "aarch64": 220}
+_CLONE3 = 435
+# CLONE_NEWTIME | NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+_CLONE_NS_FLAGS = 0x80 | 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+
+
 def seccomp_filter_bytes() -> bytes:
-    """A classic-BPF program: kill on a foreign arch, EPERM for the deny-list, allow the rest."""
+    """A classic-BPF program: kill on a foreign arch; EPERM for the deny-list and for clone()
+    asking for new namespaces; ENOSYS for clone3 (its flags sit in memory the filter cannot
+    read, and libc then falls back to clone); allow the rest."""
     arch = platform.machine()
-    audit = _AUDIT_ARCH[arch]
-    deny = sorted(set(_DENY[arch].values()))
-
-    def stmt(code: int, k: int) -> bytes:
-        return struct.pack("HBBI", code, 0, 0, k)
-
-    def jump(code: int, k: int, jt: int, jf: int) -> bytes:
-        return struct.pack("HBBI", code, jt, jf, k)
-
-    LD_W_ABS, JEQ_K, RET_K = 0x20, 0x15, 0x06
-    RET_ALLOW, RET_KILL, RET_EPERM = 0x7FFF0000, 0x80000000, 0x00050000 | 1
-    prog = [stmt(LD_W_ABS, 4), jump(JEQ_K, audit, 1, 0), stmt(RET_K, RET_KILL), stmt(LD_W_ABS, 0)]
-    # x32 ABI syscalls on x86_64 carry bit 30; refuse them outright.
-    if arch == "x86_64":
-        prog += [jump(0x35, 0x40000000, 0, 1), stmt(RET_K, RET_EPERM)]  # JGE
-    n = len(deny)
-    for i, nr in enumerate(deny):
-        # match -> jump to the EPERM return placed right after the list
-        prog.append(jump(JEQ_K, nr, n - i, 0))
-    prog += [stmt(RET_K, RET_ALLOW), stmt(RET_K, RET_EPERM)]
-    return b"".join(prog)
+    LD_W_ABS, JEQ_K, JGE_K, JSET_K, RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+    RET_ALLOW, RET_KILL = 0x7FFF0000, 0x80000000
+    RET_EPERM, RET_ENOSYS = 0x00050000 | 1, 0x00050000 | 38
+    # (code, k, jump-if-true label, jump-if-false label) or ("label", name)
+    prog: list[tuple] = [
+        (LD_W_ABS, 4, None, None),
+        (JEQ_K, _AUDIT_ARCH[arch], "arch_ok", "kill"),
+        ("label", "arch_ok"),
+        (LD_W_ABS, 0, None, None),
+    ]
+    if arch == "x86_64":  # x32 ABI syscalls carry bit 30
+        prog.append((JGE_K, 0x40000000, "eperm", None))
+    prog.append((JEQ_K, _CLONE3, "enosys", None))
+    prog.append((JEQ_K, _CLONE[arch], "clone", None))
+    for nr in sorted(set(_DENY[arch].values())):
+        prog.append((JEQ_K, nr, "eperm", None))
+    prog += [
+        (RET_K, RET_ALLOW, None, None),
+        ("label", "clone"),
+        (LD_W_ABS, 16, None, None),  # low 32 bits of args[0], the flags (little-endian)
+        (JSET_K, _CLONE_NS_FLAGS, "eperm", None),
+        (RET_K, RET_ALLOW, None, None),
+        ("label", "eperm"),
+        (RET_K, RET_EPERM, None, None),
+        ("label", "enosys"),
+        (RET_K, RET_ENOSYS, None, None),
+        ("label", "kill"),
+        (RET_K, RET_KILL, None, None),
+    ]
+    where: dict[str, int] = {}
+    n = 0
+    for ins in prog:
+        if ins[0] == "label":
+            where[ins[1]] = n
+        else:
+            n += 1
+    out = []
+    i = 0
+    for ins in prog:
+        if ins[0] == "label":
+            continue
+        code, k, jt, jf = ins
+        t = where[jt] - i - 1 if jt else 0
+        f = where[jf] - i - 1 if jf else 0
+        out.append(struct.pack("HBBI", code, t, f, k))
+        i += 1
+    return b"".join(out)
 
 
 class _SockFprog(ctypes.Structure):

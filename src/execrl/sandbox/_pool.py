@@ -216,6 +216,7 @@ class SandboxPool:
             "isolation": "none" if isolation == "none" else "auto",
             "strict": isolation == "strict",
             "scratch_mb": Limits().scratch_mb,
+            "memory_mb": Limits().memory_mb,
             "hide": sorted({os.path.realpath(p) for p in list(hide) + _default_hidden()}),
             "preload": list(preload),
             "pin": os.environ.get("EXECRL_PIN", "1") == "1",

