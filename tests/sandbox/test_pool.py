@@ -172,3 +172,40 @@ def test_dying_while_loading_is_the_programs_fault_never_sandbox_error(pool, pro
     """sandbox_error means 'skip this sample' to rewards; a program must not be able to claim it."""
     [v] = pool.run([Run(program, [CallCase("f", [], 1)])])
     assert v.status is status, v
+
+
+CANDIDATE_SEMANTICS = [
+    # (program, test): what plain Python allows and isolated mode reproduces
+    ("def f(x):\n    return (i for i in x)\n", "def check(c):\n    assert list(c([1, 2])) == [1, 2]\n    assert c([1]) != [1]\n"),
+    ("def f(x):\n    x.sort()\n", "def check(c):\n    l = [3, 1]\n    c(l)\n    assert l == [1, 3]\n"),
+    ("def f(d):\n    d['k'] = 1\n", "def check(c):\n    d = {}\n    c(d)\n    assert d == {'k': 1}\n"),
+    ("from fractions import Fraction\ndef f(x):\n    return Fraction(1, x)\n",
+     "from fractions import Fraction\ndef check(c):\n    assert c(3) == Fraction(1, 3)\n"),
+    ("from decimal import Decimal\ndef f(x):\n    return Decimal('1.10')\n",
+     "from decimal import Decimal\ndef check(c):\n    assert c(3) == Decimal('1.1')\n"),
+    ("def f(x):\n    return range(x)\n", "def check(c):\n    assert c(3) == range(3)\n"),
+    ("def f(x):\n    while True:\n        yield x\n",
+     "import itertools\ndef check(c):\n    assert list(itertools.islice(c(1), 3)) == [1, 1, 1]\n"),
+]
+
+
+@pytest.mark.parametrize(("program", "test"), CANDIDATE_SEMANTICS)
+def test_candidate_semantics_match_plain_python(pool, inline_pool, program, test):
+    run = Run(program, CheckTest(test, "f"))
+    [isolated], [inline] = pool.run([run]), inline_pool.run([run])
+    assert isolated.passed and inline.passed, (isolated, inline)
+
+
+def test_wrong_in_place_change_still_fails(pool):
+    [v] = pool.run([Run("def f(x):\n    x.append(0)\n", CheckTest("def check(c):\n    l = [3, 1]\n    c(l)\n    assert l == [1, 3]\n", "f"))])
+    assert v.status is Status.FAILED
+
+
+def test_passing_a_function_to_the_candidate_is_a_named_harness_limit(pool):
+    [v] = pool.run([Run("def f(g):\n    return g(2)\n", CheckTest("def check(c):\n    assert c(lambda v: v * 3) == 6\n", "f"))])
+    assert v.status is Status.SANDBOX_ERROR and "inline mode" in v.detail
+
+
+def test_rebuilt_exception_detail_is_not_doubled(pool):
+    [v] = pool.run([Run("def f():\n    raise TypeError('bad')\n", CheckTest("def check(c):\n    c()\n", "f"))])
+    assert v.status is Status.ERROR and v.detail.count("TypeError") == 1, v.detail

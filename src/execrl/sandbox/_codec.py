@@ -8,12 +8,15 @@ program returns can run code or lie about equality here. Unknown objects become
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import json
 import math
 import struct
 from typing import Any
 
 MAX_FRAME = 64 << 20
+MAX_ITER_ITEMS = 100_000  # a returned iterator is consumed up to this many items
 
 
 class Opaque:
@@ -36,10 +39,19 @@ class Opaque:
         return f"<{self.type_name}: {self.text}>"
 
 
-def to_plain(value: Any, _depth: int = 0) -> Any:
-    """Value -> JSON-able tree with tags for tuple/set/dict/bytes/complex."""
+class Unsendable(TypeError):
+    """A value only plain data can stand for (a function, an open file...)."""
+
+
+def to_plain(value: Any, _depth: int = 0, strict: bool = False) -> Any:
+    """Value -> JSON-able tree with tags for tuple/set/dict/bytes/complex/...
+
+    Unknown objects become an opaque description, or raise :class:`Unsendable` when
+    ``strict`` (the trusted side must not pretend to pass a value it cannot)."""
     if _depth > 200:
         raise ValueError("value nested too deeply")
+    if strict:
+        return _strict(value, _depth)
     t = type(value)
     if value is None or t is bool or t is str or t is float:
         return value
@@ -58,6 +70,20 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
         return {"__t__": "bytes", "v": bytes(value).decode("latin-1")}
     if t is complex:
         return {"__t__": "complex", "v": [value.real, value.imag]}
+    if t is fractions.Fraction:
+        return {"__t__": "fraction", "v": [to_plain(value.numerator, d), to_plain(value.denominator, d)]}
+    if t is decimal.Decimal:
+        return {"__t__": "decimal", "v": str(value)}
+    if t is range:
+        return {"__t__": "range", "v": [to_plain(value.start, d), to_plain(value.stop, d), to_plain(value.step, d)]}
+    if hasattr(t, "__next__") and hasattr(t, "__iter__"):
+        # generators, map/filter/zip objects...: the test can only iterate them, so send the items
+        items = []
+        for item in value:
+            if len(items) >= MAX_ITER_ITEMS:
+                break
+            items.append(to_plain(item, d))
+        return {"__t__": "iter", "v": items}
     # Subclasses and foreign scalars (numpy, Decimal...): carry the plain value they stand for.
     for base in (bool, int, float, str):
         if isinstance(value, base):
@@ -72,6 +98,21 @@ def to_plain(value: Any, _depth: int = 0) -> Any:
     except BaseException:  # noqa: BLE001 - any repr failure is just "unprintable"
         text = "?"
     return {"__t__": "opaque", "type": t.__name__, "v": text}
+
+
+def _strict(value: Any, depth: int) -> Any:
+    t = type(value)
+    if t in (list, tuple, set, frozenset):
+        for v in value:
+            _strict(v, depth + 1)
+    elif t is dict:
+        for k, v in value.items():
+            _strict(k, depth + 1)
+            _strict(v, depth + 1)
+    elif t not in (type(None), bool, int, float, str, bytes, bytearray, complex, fractions.Fraction,
+                   decimal.Decimal, range):
+        raise Unsendable(f"cannot pass a {t.__name__} across the sandbox boundary")
+    return to_plain(value, depth)
 
 
 def _hook(obj: dict[str, Any]) -> Any:
@@ -93,6 +134,14 @@ def _hook(obj: dict[str, Any]) -> Any:
         return complex(v[0], v[1])
     if tag == "int":
         return int(v, 16)
+    if tag == "fraction":
+        return fractions.Fraction(int(v[0]), int(v[1]))
+    if tag == "decimal":
+        return decimal.Decimal(str(v))
+    if tag == "range":
+        return range(int(v[0]), int(v[1]), int(v[2]))
+    if tag == "iter":
+        return iter(list(v))
     if tag == "opaque":
         return Opaque(str(obj.get("type")), str(v))
     raise ValueError(f"unknown tag {tag!r}")
@@ -107,7 +156,8 @@ def loads(data: bytes) -> Any:
     """Decode a frame; raises ``ValueError`` on anything malformed (never executes code)."""
     try:
         return json.loads(data, object_hook=_hook)
-    except (RecursionError, TypeError, AttributeError, KeyError, IndexError, UnicodeError) as exc:
+    except (RecursionError, TypeError, AttributeError, KeyError, IndexError, UnicodeError, ZeroDivisionError,
+            ArithmeticError) as exc:
         raise ValueError(f"malformed message: {type(exc).__name__}") from None
 
 

@@ -201,10 +201,12 @@ def _untrusted_main(fds: list[int], facts: dict[str, Any]) -> None:
             os.setuid(facts["uid"])
         elif facts["drop_caps"]:
             _linux.drop_capabilities()
-        _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        if not facts["pid_ns"]:
+            # In a pid namespace the zygote's dispositions are already the defaults and the
+            # namespace dies with it; each call here costs copy-on-write faults in every run.
+            _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(SAFE_ENV)
         os.chdir(facts["scratch"][0])
@@ -411,9 +413,15 @@ class Driver:
 
         def candidate(*args: Any) -> Any:
             calls[0] += 1
-            self._send(child, {"fn": spec["entry_point"], "args": _codec.to_plain(list(args))}, deadline)
+            try:
+                plain_args = _codec.to_plain(list(args), strict=True)
+            except _codec.Unsendable as exc:
+                raise _Abort(Status.SANDBOX_ERROR, f"{exc}: isolated mode calls the candidate with plain "
+                             "data only; run such tests in inline mode") from None
+            self._send(child, {"fn": spec["entry_point"], "args": plain_args}, deadline)
             reply = self._recv(child, deadline, _reply_cap(job))
             if reply.get("ok") is True:
+                _write_back(args, reply.get("mut"))
                 return reply.get("v")
             failure = _candidate_failure(reply)
             raise failure.as_exception() if isinstance(failure, _CandidateRaised) else failure
@@ -511,8 +519,9 @@ class _CandidateRaised(Exception):
             return _Abort(self.status, self.detail)
         cls = _REBUILD.get(self.exc_name)
         if cls is not None and cls not in (AssertionError, StopIteration, StopAsyncIteration):
+            message = self.detail.removeprefix(f"{self.exc_name}: ")
             try:
-                exc = cls(self.detail)
+                exc = cls(message)
             except Exception:  # noqa: BLE001
                 return self
             exc.__execrl_candidate__ = True  # type: ignore[attr-defined]
@@ -545,6 +554,23 @@ def _candidate_failure(reply: Any, loading: bool = False) -> Any:
     if loading:
         return _Abort(status, msg)
     return _CandidateRaised(status, msg, name)
+
+
+def _write_back(args: tuple[Any, ...], changed: Any) -> None:
+    """Apply the candidate's in-place changes to the test's own mutable arguments."""
+    if not isinstance(changed, dict):
+        return
+    for key, new in changed.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) < len(args)):
+            continue
+        old = args[int(key)]
+        if type(old) is list and type(new) is list:
+            old[:] = new
+        elif type(old) in (dict, set) and type(new) is type(old):
+            old.clear()
+            old.update(new)
+        elif type(old) is bytearray and type(new) is bytes:
+            old[:] = new
 
 
 def _exited_cleanly(proc: dict[str, Any]) -> bool:
