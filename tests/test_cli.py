@@ -83,3 +83,13 @@ def test_doctor_reports_layers_and_contains_probes():
     for layer in ("network_namespace", "mount_namespace", "pid_namespace", "seccomp", "rlimits"):
         assert layer in p.stdout
     assert "ESCAPED" not in p.stdout and p.stdout.count("contained") >= 5
+
+
+def test_demo_runs_references_and_broken_variants(tmp_path):
+    p = run("demo", "--out", str(tmp_path / "demo"))
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if "│" in line]
+    assert any("reference" in r and "1.000" in r and "passed 164" in r for r in rows), p.stdout
+    assert any("pass body" in r and "0.000" in r for r in rows) and any("raises" in r and "error 164" in r for r in rows)
+    assert "isolation layers off: none" in p.stdout
+    assert len((tmp_path / "demo" / "reference.jsonl").read_text().splitlines()) == 164
