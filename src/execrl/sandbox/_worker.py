@@ -460,17 +460,11 @@ class Driver:
             except _Abort as exc:
                 abort = exc
             proc = self.finish(child, grace=abort is not None and abort.status is Status.ERROR)
-            out, out_over = _read_capped(child.out, limits["output_bytes"])
-            err, err_over = _read_capped(child.err, limits["output_bytes"])
-            child.close()
             if abort is not None and abort.detail.startswith("process ended") and _exited_cleanly(proc):
                 abort = None  # a script may end with os._exit(0): judge what it printed
+            out, err, abort = _collect(child, limits, abort, proc)
             outs.append(out)
             errs.append(err)
-            if out_over or err_over:
-                abort = _Abort(Status.OUTPUT_LIMIT, "output exceeded its cap")
-            elif abort is not None:
-                abort = _refine(abort, proc)
             if abort is not None:
                 outcomes.append({"index": i, "status": abort.status.value, "detail": abort.detail})
                 last_abort = abort
@@ -489,14 +483,7 @@ class Driver:
                 "detail": detail, "cpu": proc.get("cpu", 0.0)}
 
     def _verdict(self, job, child, outcomes, abort, proc, tests_total) -> dict[str, Any]:
-        limits = job["limits"]
-        out, out_over = _read_capped(child.out, limits["output_bytes"])
-        err, err_over = _read_capped(child.err, limits["output_bytes"])
-        child.close()
-        if abort is not None:
-            abort = _refine(abort, proc)
-        if out_over or err_over:
-            abort = _Abort(Status.OUTPUT_LIMIT, "output exceeded its cap")
+        out, err, abort = _collect(child, job["limits"], abort, proc)
         if abort is not None:
             # the test in progress when the run stopped; later tests never ran
             outcomes.append({"index": len(outcomes), "status": abort.status.value, "detail": abort.detail})
@@ -524,21 +511,16 @@ class _CandidateRaised(Exception):
                 exc = cls(message)
             except Exception:  # noqa: BLE001
                 return self
+            # A real builtin exception lets tests that expect e.g. ValueError work; uncaught,
+            # the run reports an error with the candidate's own message.
             exc.__execrl_candidate__ = True  # type: ignore[attr-defined]
-            return _wrap_rebuilt(exc, self)
+            exc.__cause__ = self
+            return exc
         return self
 
 
-def _wrap_rebuilt(exc: BaseException, raised: _CandidateRaised) -> BaseException:
-    # The rebuilt builtin exception lets tests that expect e.g. ValueError work; if the test
-    # does not catch it, the run reports an error with the candidate's own message.
-    exc.__cause__ = raised
-    return exc
-
-
-def _candidate_failure(reply: Any, loading: bool = False) -> Any:
-    if not isinstance(reply, dict):
-        return _Abort(Status.ERROR, "unreadable reply")
+def _candidate_failure(reply: dict[str, Any], loading: bool = False) -> Any:
+    """The failure an untrusted reply reports (it can only ever report a failure)."""
     name = str(reply.get("exc", ""))
     msg = _short(str(reply.get("msg", "")), 500)
     if reply.get("syntax"):
@@ -547,13 +529,23 @@ def _candidate_failure(reply: Any, loading: bool = False) -> Any:
         status = Status.MEMORY_LIMIT
     elif reply.get("errno") == errno.EFBIG:
         status = Status.OUTPUT_LIMIT
-    elif name == "RecursionError":
-        status = Status.ERROR
     else:
         status = Status.ERROR
     if loading:
         return _Abort(status, msg)
     return _CandidateRaised(status, msg, name)
+
+
+def _collect(child: _Child, limits: dict[str, Any], abort: _Abort | None,
+             proc: dict[str, Any]) -> tuple[str, str, _Abort | None]:
+    """Read the finished process's output and settle why it stopped: an output over its cap
+    outranks everything, then the process's real fate refines the driver's view."""
+    out, out_over = _read_capped(child.out, limits["output_bytes"])
+    err, err_over = _read_capped(child.err, limits["output_bytes"])
+    child.close()
+    if out_over or err_over:
+        return out, err, _Abort(Status.OUTPUT_LIMIT, "output exceeded its cap")
+    return out, err, _refine(abort, proc) if abort is not None else None
 
 
 def _write_back(args: tuple[Any, ...], changed: Any) -> None:
