@@ -290,8 +290,10 @@ class SandboxPool:
     def run_iter(self, runs: Sequence[Run], progress: bool | str = False) -> Iterator[tuple[int, Verdict]]:
         """Yield ``(index, verdict)`` as runs finish (any order), for incremental writing."""
         self.start()
-        frames = [_codec.frame(_encode_run(r, self.mode == "inline")) for r in runs]
-        budgets = [_budget(_codec.loads(f[4:])) for f in frames]
+        jobs = [_encode_run(r, self.mode == "inline") for r in runs]
+        frames = [_codec.frame(j) for j in jobs]
+        budgets = [_budget(j) for j in jobs]
+        del jobs
         todo: collections.deque[tuple[int, int]] = collections.deque((i, 0) for i in range(len(runs)))
         bar = None
         if progress:
