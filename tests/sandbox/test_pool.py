@@ -211,3 +211,27 @@ def test_passing_a_function_to_the_candidate_is_a_named_harness_limit(pool):
 def test_rebuilt_exception_detail_is_not_doubled(pool):
     [v] = pool.run([Run("def f():\n    raise TypeError('bad')\n", CheckTest("def check(c):\n    c()\n", "f"))])
     assert v.status is Status.ERROR and v.detail.count("TypeError") == 1, v.detail
+
+
+MBPP_STYLE = CheckTest(
+    test="assert similar([1, 2], [2, 3]) == (2,)\nassert helper(3) == 9\nassert math.isclose(ratio(1, 3), 0.3333, rel_tol=1e-3)\n",
+    entry_point="similar",
+    prelude="import math\n",
+    functions=("helper", "ratio"),
+)
+
+
+@pytest.mark.parametrize(
+    ("program", "status"),
+    [
+        ("def similar(a, b):\n    return tuple(set(a) & set(b))\ndef helper(x):\n    return x * x\ndef ratio(a, b):\n    return a / b\n", Status.PASSED),
+        ("def similar(a, b):\n    return tuple(set(a) & set(b))\ndef helper(x):\n    return x + x\ndef ratio(a, b):\n    return a / b\n", Status.FAILED),
+        ("def similar(a, b):\n    return tuple(set(a) & set(b))\ndef ratio(a, b):\n    return a / b\n", Status.ERROR),
+    ],
+)
+def test_module_level_asserts_call_several_functions_by_name(pool, inline_pool, program, status):
+    """MBPP's form: no check(), asserts naming the program's functions; each is a proxy."""
+    [v] = pool.run([Run(program, MBPP_STYLE)])
+    assert v.status is status, v
+    [w] = inline_pool.run([Run(program, MBPP_STYLE)])
+    assert w.passed is (status is Status.PASSED), w

