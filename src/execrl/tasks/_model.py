@@ -15,8 +15,9 @@ class Task:
     """One problem.
 
     ``prompt`` is what the model sees; ``tests`` are the hidden tests that decide a verdict;
-    ``public_tests`` (optional) are examples a model or reward may use; ``reference`` is a
-    whole program that passes ``tests``.
+    ``public_tests`` (optional) are examples a model or reward may use (often shown in the
+    prompt); ``reference`` is a whole program that passes ``tests``; ``limits`` are the task's
+    own limits (a contest's time limit), used unless the caller overrides them.
     """
 
     task_id: str
@@ -28,7 +29,14 @@ class Task:
     language: str = "python"
     compare: Compare = field(default_factory=Compare)
     metadata: dict[str, Any] = field(default_factory=dict)
+    limits: Limits | None = None
 
     def run(self, program: str, limits: Limits | None = None, run_id: str | None = None) -> Run:
         """A sandbox :class:`Run` of ``program`` (a whole program) against the hidden tests."""
-        return Run(program, self.tests, limits or Limits(), self.compare, id=run_id)
+        return Run(program, self.tests, limits or self.limits or Limits(), self.compare, id=run_id)
+
+    def public_run(self, program: str, limits: Limits | None = None, run_id: str | None = None) -> Run | None:
+        """The same against the public tests, or None when the task has none."""
+        if not self.public_tests:
+            return None
+        return Run(program, self.public_tests, limits or self.limits or Limits(), self.compare, id=run_id)
