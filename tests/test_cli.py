@@ -93,3 +93,17 @@ def test_demo_runs_references_and_broken_variants(tmp_path):
     assert any("pass body" in r and "0.000" in r for r in rows) and any("raises" in r and "error 164" in r for r in rows)
     assert "isolation layers off: none" in p.stdout
     assert len((tmp_path / "demo" / "reference.jsonl").read_text().splitlines()) == 164
+
+
+def test_eval_task_filters_and_report(tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", str(out),
+            "--tasks", "HumanEval/1*,HumanEval/2", "--limit", "4", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    ids = [json.loads(x)["task_id"] for x in out.read_text().splitlines()]
+    assert ids == ["HumanEval/1", "HumanEval/2", "HumanEval/10", "HumanEval/11"]
+    p = run("report", str(out))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "r.html").exists() and (tmp_path / "r.png").exists()
+    p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", str(out), "--tasks", "Nope/*")
+    assert p.returncode == 2 and "matches no task" in p.stderr

