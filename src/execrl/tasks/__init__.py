@@ -1,11 +1,11 @@
 """Tasks: the problem model and benchmark loaders."""
 
-from execrl.tasks import humaneval
+from execrl.tasks import basic, humaneval
 from execrl.tasks._model import Task
 
-BENCHMARKS = {"humaneval": humaneval.load}
+BENCHMARKS = {"humaneval": humaneval.load, "execrl-basic": basic.load}
 
-__all__ = ["BENCHMARKS", "Task", "humaneval", "load_benchmark"]
+__all__ = ["BENCHMARKS", "Task", "basic", "humaneval", "load_benchmark"]
 
 
 def load_benchmark(name: str, path: str | None = None) -> dict[str, Task]:
