@@ -107,3 +107,38 @@ def test_eval_task_filters_and_report(tmp_path):
     assert (tmp_path / "r.html").exists() and (tmp_path / "r.png").exists()
     p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", str(out), "--tasks", "Nope/*")
     assert p.returncode == 2 and "matches no task" in p.stderr
+
+
+def test_end_to_end_tiny_local_model_generate_eval_report(tiny_model, tmp_path):
+    """The whole user path on CPU with nothing downloaded: a model saved on disk -> samples ->
+    verdicts -> report. The tiny model writes nonsense, so every sample must fail, honestly."""
+    path, _ = tiny_model
+    samples = tmp_path / "s.jsonl"
+    p = run("generate", "--model", f"hf:{path}", "--benchmark", "execrl-basic", "--limit", "3", "--n", "2",
+            "--temperature", "0.8", "--seed", "1", "--max-new-tokens", "24", "--out", str(samples), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in samples.read_text().splitlines()]
+    assert len(rows) == 6 and {r["completion_id"] for r in rows} == {0, 1}
+    out = tmp_path / "r.jsonl"
+    p = run("eval", "--benchmark", "execrl-basic", "--samples", str(samples), "--out", str(out), "--extract",
+            "--limit", "3", "--k", "1,2", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    res = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(res) == 6 and not any(r["passed"] for r in res)
+    assert all(r["status"] in {"failed", "error", "syntax_error"} for r in res)
+    assert '"pass@1": 0.0' in p.stdout and '"pass@2": 0.0' in p.stdout
+    p = run("report", str(out))
+    assert p.returncode == 0 and (tmp_path / "r.html").exists()
+    # eval --model does both steps, and a rerun resumes instead of regenerating
+    p = run("eval", "--model", f"hf:{path}", "--benchmark", "execrl-basic", "--limit", "2", "--max-new-tokens", "16",
+            "--out", str(tmp_path / "m.jsonl"), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert len((tmp_path / "m.samples.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
+
+
+def test_generate_bad_model_spec_is_one_line(tmp_path):
+    p = run("generate", "--model", "nope:x", "--out", str(tmp_path / "s.jsonl"))
+    assert p.returncode == 2 and "unknown backend spec" in p.stderr and "Traceback" not in p.stderr
+    p = run("generate", "--model", f"hf:{tmp_path / 'missing'}", "--out", str(tmp_path / "s.jsonl"), "--limit", "1")
+    assert p.returncode != 0 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr

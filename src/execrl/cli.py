@@ -30,10 +30,67 @@ def cli() -> None:
     """execrl: run model-written code safely and turn verdicts into scores and rewards."""
 
 
+def _sampling_options(fn):
+    """The sampling options shared by `generate` and `eval --model` (docs from SamplingParams)."""
+    from dataclasses import fields
+
+    from execrl.generation import SamplingParams
+
+    helps = {f.name: f.metadata.get("help", "") for f in fields(SamplingParams)}
+    opts = [
+        click.option("--n", type=int, default=1, show_default=True, help=helps["n"]),
+        click.option("--temperature", type=float, default=0.0, show_default=True, help=helps["temperature"]),
+        click.option("--top-p", type=float, default=1.0, show_default=True, help=helps["top_p"]),
+        click.option("--max-new-tokens", type=int, default=512, show_default=True, help=helps["max_new_tokens"]),
+        click.option("--stop", multiple=True, help=helps["stop"] + " Repeat for several; none by default."),
+        click.option("--seed", type=int, default=None, help=helps["seed"]),
+        click.option("--chat/--no-chat", default=None, help="Use the chat template / chat endpoint [default: when the model has one]."),
+        click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per forward pass (hf backend)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _generate(model, tasks, out, n, temperature, top_p, max_new_tokens, stop, seed, chat, batch_size, progress=True):
+    from execrl.generation import SamplingParams, generate_samples, make_backend
+
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                            stop=list(stop), seed=seed)
+    kw = {"chat": chat}
+    if model.startswith("hf:"):
+        kw["batch_size"] = batch_size
+    return generate_samples(make_backend(model, **kw), tasks, out, params, progress=progress)
+
+
+BENCHMARK_HELP = "Benchmark: humaneval or execrl-basic (bundled), or one read from --problems."
+
+
+@cli.command()
+@click.option("--model", required=True, help="hf:PATH_OR_ID, openai:http://host:port/v1#model or vllm:PATH_OR_ID.")
+@click.option("--benchmark", default="humaneval", show_default=True, help=BENCHMARK_HELP)
+@click.option("--problems", default=None, help="A local file in the benchmark's public format.")
+@click.option("--out", required=True, help="Samples JSONL (task_id, completion_id, completion); reruns resume it.")
+@click.option("--limit", type=int, default=None, help="Only the first N tasks.")
+@click.option("--tasks", "task_filter", default=None, help="Only these tasks: comma-separated ids or shell patterns.")
+@_sampling_options
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def generate(model, benchmark, problems, out, limit, task_filter, n, temperature, top_p, max_new_tokens, stop, seed,
+             chat, batch_size, no_progress):
+    """Sample completions from a model for a benchmark's prompts."""
+    from execrl.tasks import load_benchmark
+
+    tasks = select_tasks(load_benchmark(benchmark, problems), limit, task_filter)
+    st = _generate(model, tasks, out, n, temperature, top_p, max_new_tokens, stop, seed, chat, batch_size,
+                   progress=not no_progress)
+    print(json.dumps({"samples": out, **st.to_dict()}))
+
+
 @cli.command("eval")
-@click.option("--benchmark", default=None, help="Bundled benchmark to use instead of --problems (humaneval).")
-@click.option("--problems", type=str, default=None, help="HumanEval-format problems file (.jsonl or .jsonl.gz).")
-@click.option("--samples", required=True, help="Samples JSONL (completion or solution per line), or 'reference'.")
+@click.option("--benchmark", default=None, help=BENCHMARK_HELP)
+@click.option("--problems", type=str, default=None, help="A local problems file in the benchmark's public format (HumanEval: .jsonl or .jsonl.gz).")
+@click.option("--samples", default=None, help="Samples JSONL (completion or solution per line), or 'reference'.")
+@click.option("--model", default=None, help="Generate the samples first with this model (see `execrl generate`); they go to OUT with .samples.jsonl.")
 @click.option("--out", required=True, help="Results JSONL, one line per sample in input order; reruns resume it.")
 @click.option("--timeout", type=float, default=3.0, show_default=True, help="Wall-clock seconds per program.")
 @click.option("--memory-mb", type=int, default=1024, show_default=True, help="Address-space limit per program.")
@@ -47,10 +104,11 @@ def cli() -> None:
               help="Only these tasks: comma-separated ids or shell patterns, e.g. 'HumanEval/1*,HumanEval/2'.")
 @click.option("--extract/--no-extract", default=False, show_default=True,
               help="Pull the program out of chat answers (code fences) and drop demo code before running.")
+@_sampling_options
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def eval_cmd(benchmark, problems, samples, out, timeout, memory_mb, workers, mode, k_text, summary, limit,
-             task_filter, extract, no_progress):
-    """Evaluate samples against a benchmark and print pass@k."""
+def eval_cmd(benchmark, problems, samples, model, out, timeout, memory_mb, workers, mode, k_text, summary, limit,
+             task_filter, extract, n, temperature, top_p, max_new_tokens, stop, seed, chat, batch_size, no_progress):
+    """Evaluate samples (or a model's fresh samples) against a benchmark and print pass@k."""
     from execrl.evaluation import evaluate, read_samples, reference_samples
     from execrl.sandbox import Limits
     from execrl.tasks import load_benchmark
@@ -58,11 +116,18 @@ def eval_cmd(benchmark, problems, samples, out, timeout, memory_mb, workers, mod
     ks = _ks(k_text)
     if timeout <= 0 or memory_mb <= 0 or (workers is not None and workers < 1):
         raise DataError("--timeout, --memory-mb and --workers must be positive")
+    if (samples is None) == (model is None):
+        raise DataError("give exactly one of --samples FILE|reference and --model SPEC")
     if benchmark is None and problems is None:
-        benchmark = "humaneval" if samples == "reference" else None
+        benchmark = "humaneval" if samples == "reference" or model else None
         if benchmark is None:
             raise DataError("give --problems FILE or --benchmark NAME")
     tasks = select_tasks(load_benchmark(benchmark or "humaneval", problems), limit, task_filter)
+    if model is not None:
+        samples = os.path.splitext(out)[0] + ".samples.jsonl"
+        _generate(model, tasks, samples, n, temperature, top_p, max_new_tokens, stop, seed, chat, batch_size,
+                  progress=not no_progress)
+        extract = True  # raw model text: fences, prose and demo code are common
     rows = reference_samples(tasks) if samples == "reference" else read_samples(samples, tasks, extract=extract)
     if samples != "reference":
         rows = [r for r in rows if r.task_id in tasks]
@@ -222,9 +287,12 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (DataError, SandboxError) as exc:
+    except (DataError, SandboxError, ValueError, ImportError) as exc:
         click.echo(f"execrl: error: {exc}", err=True)
         sys.exit(2)
+    except RuntimeError as exc:  # BackendError: a model server or library failed
+        click.echo(f"execrl: error: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("execrl: interrupted (results written so far are kept; rerun to resume)", err=True)
         sys.exit(130)
