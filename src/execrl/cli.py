@@ -63,7 +63,8 @@ def _generate(model, tasks, out, n, temperature, top_p, max_new_tokens, stop, se
     return generate_samples(make_backend(model, **kw), tasks, out, params, progress=progress)
 
 
-BENCHMARK_HELP = "Benchmark: humaneval or execrl-basic (bundled), or one read from --problems."
+BENCHMARK_HELP = ("Benchmark: humaneval, execrl-basic (bundled), humaneval+, mbpp, mbpp+, apps, codecontests, "
+                  "livecodebench (from --problems, a file in its public format, or its Hugging Face dataset).")
 
 
 @cli.command()

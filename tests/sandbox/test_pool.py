@@ -235,3 +235,36 @@ def test_module_level_asserts_call_several_functions_by_name(pool, inline_pool, 
     assert v.status is status, v
     [w] = inline_pool.run([Run(program, MBPP_STYLE)])
     assert w.passed is (status is Status.PASSED), w
+
+
+def test_call_case_arguments_keep_their_types(pool):
+    """Found by the loader work: call-case arguments were sent without re-encoding."""
+    prog = "def f(x):\n    return type(x).__name__\n"
+    args = [(1, 2), {1, 2}, b"ab", 1 + 2j, {1: "a"}, frozenset({3})]
+    cases = [CallCase("f", [a], type(a).__name__) for a in args]
+    [v] = pool.run([Run(prog, cases)])
+    assert v.passed, v
+    [w] = pool.run([Run("def f(d):\n    return sorted(d)\n", [CallCase("f", [{2: 'b', 1: 'a'}], [1, 2])])])
+    assert w.passed, w  # int keys stay ints
+
+
+def test_dict_and_set_subclass_answers_are_plain_values(pool):
+    prog = "import collections\ndef f():\n    return collections.Counter('aab')\ndef g():\n    return collections.OrderedDict(a=1)\n"
+    [v] = pool.run([Run(prog, [CallCase("f", [], {"a": 2, "b": 1}), CallCase("g", [], {"a": 1})])])
+    assert v.passed, v
+    [w] = pool.run([Run(prog, CheckTest("def check(c):\n    assert c() == {'a': 2, 'b': 1}\n", "f"))])
+    assert w.passed, w
+
+
+def test_a_program_function_named_check_is_not_the_tests_check(pool):
+    [v] = pool.run([Run("def check(n):\n    return n > 1\n", CheckTest("assert check(2) == True\nassert check(1) == False\n", "check"))])
+    assert v.passed, v
+    [w] = pool.run([Run("def check(n):\n    return True\n", CheckTest("assert check(1) == False\n", "check"))])
+    assert w.status is Status.FAILED, w
+
+
+def test_solution_class_methods_are_callable(pool):
+    prog = "class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n        for i, x in enumerate(nums):\n" \
+           "            if target - x in seen:\n                return [seen[target - x], i]\n            seen[x] = i\n"
+    [v] = pool.run([Run(prog, [CallCase("twoSum", [[2, 7, 11], 9], [0, 1]), CallCase("twoSum", [[3, 3], 6], [0, 1])])])
+    assert v.passed, v

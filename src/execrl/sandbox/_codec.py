@@ -84,10 +84,15 @@ def to_plain(value: Any, _depth: int = 0, strict: bool = False) -> Any:
                 break
             items.append(to_plain(item, d))
         return {"__t__": "iter", "v": items}
-    # Subclasses and foreign scalars (numpy, Decimal...): carry the plain value they stand for.
+    # Subclasses and foreign scalars (numpy, Counter, OrderedDict...): carry the plain value
+    # they stand for, as plain Python would compare them.
     for base in (bool, int, float, str):
         if isinstance(value, base):
             return to_plain(base(value), d)
+    if isinstance(value, dict):
+        return to_plain(dict(value.items()), d)
+    if isinstance(value, (set, frozenset)):
+        return to_plain(set(value) if isinstance(value, set) else frozenset(value), d)
     if isinstance(value, (list, tuple)):
         return to_plain(list(value) if isinstance(value, list) else tuple(value), d)
     item = getattr(value, "tolist", None) or getattr(value, "item", None)

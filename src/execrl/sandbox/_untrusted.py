@@ -113,6 +113,10 @@ def serve(fd: int) -> None:
         except EOFError:
             return
         fn = env.get(req["fn"])
+        if not callable(fn) and isinstance(env.get("Solution"), type):
+            # LeetCode-style programs (LiveCodeBench, APPS): the function is a method of a
+            # fresh Solution() per call
+            fn = getattr(env["Solution"](), req["fn"], None)
         if not callable(fn):
             _send(fd, {"ok": False, "exc": "NameError", "msg": f"no function named {req['fn']!r}"})
             continue

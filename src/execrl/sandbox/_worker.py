@@ -386,7 +386,7 @@ class Driver:
     def _call_cases(self, child: _Child, job: dict[str, Any], deadline: float, outcomes: list) -> None:
         tol = job["compare"].get("float_tol")
         for i, case in enumerate(job["tests"]):
-            self._send(child, {"fn": case["fn_name"], "args": case["args"]}, deadline)
+            self._send(child, {"fn": case["fn_name"], "args": _codec.to_plain(case["args"])}, deadline)
             reply = self._recv(child, deadline, _reply_cap(job))
             if reply.get("ok") is True:
                 actual = reply.get("v")
@@ -433,13 +433,13 @@ class Driver:
             candidate.__name__ = candidate.__qualname__ = fn_name
             return candidate
 
-        for name in dict.fromkeys([spec["entry_point"], *spec.get("functions", ())]):
-            env[name] = proxy(name)
+        proxies = {name: proxy(name) for name in [spec["entry_point"], *spec.get("functions", ())]}
+        env.update(proxies)
         try:
             exec(self._compiled(spec["test"], "<test>"), env)  # benchmark code only
             check = env.get("check")
-            if callable(check):
-                check(env[spec["entry_point"]])
+            if callable(check) and check is not proxies.get("check"):  # the test's own check(), not a program function
+                check(proxies[spec["entry_point"]])
         except _Abort:
             raise
         except AssertionError as exc:
