@@ -75,6 +75,8 @@ def test_unreadable_and_missing_files(tmp_path):
     assert p.returncode == 2 and "give --problems FILE or --benchmark NAME" in p.stderr
     p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", "r.jsonl", "--k", "0")
     assert p.returncode == 2 and "Traceback" not in p.stderr
+    p = run("eval", "--benchmark", "humaneval", "--samples", "reference", "--out", str(tmp_path / "r.jsonl"), "--k", "1,5")
+    assert p.returncode == 2 and "--k 5 needs at least 5 samples per task; the sparsest task has 1" in p.stderr
 
 
 def test_doctor_reports_layers_and_contains_probes():

