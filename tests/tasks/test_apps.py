@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import shutil
 
 import pytest
 
@@ -67,3 +68,17 @@ def test_bad_rows_are_errors_and_unusable_files_too(tmp_path):
         apps.load(FIXTURE, split="test")
     no_solutions = apps.load(_write(tmp_path, [{**good, "solutions": ""}]))
     assert no_solutions["apps/0"].reference is None
+
+
+def test_a_local_dataset_directory_goes_through_the_real_datasets_library(tmp_path, monkeypatch, pool):
+    """The Hugging Face path, for real but offline: a dataset directory on disk."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    shutil.copy(FIXTURE, tmp_path / "ds" / "data" / "test.jsonl")
+    via_hf = apps.load(str(tmp_path / "ds"))
+    via_file = apps.load(FIXTURE)
+    assert list(via_hf) == list(via_file) and len(via_hf) >= 3
+    assert [t.tests for t in via_hf.values()] == [t.tests for t in via_file.values()]
+    assert all(v.passed for v in pool.run([t.run(t.reference) for t in via_hf.values()]))
