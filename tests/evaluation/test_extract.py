@@ -63,3 +63,12 @@ def test_extracted_programs_run_in_the_sandbox(pool):
              "```python\ndef add(a, b):\n    return a - b\n```"]
     vs = pool.run([Run(extract_program(t, PROMPT, "add"), test) for t in texts])
     assert [v.passed for v in vs] == [True, True, False]
+
+
+def test_a_syntax_error_inside_the_function_is_kept_for_the_sandbox_to_report():
+    """Cutting back to the prompt's stub would turn a syntax error into a mere wrong answer
+    (found through the CodeRL reward, which values them differently)."""
+    code = extract_program("    return sum(nums\n", "def f(nums):\n    \"\"\"Sum.\"\"\"\n", "f")
+    assert "return sum(nums" in code
+    with pytest.raises(SyntaxError):
+        ast.parse(code)

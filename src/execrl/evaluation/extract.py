@@ -37,6 +37,16 @@ def _longest_parsing_prefix(code: str) -> str:
     return code
 
 
+def _cut_torn_tail(code: str) -> str:
+    """Drop a broken last top-level statement (a model cut off mid-way through an extra
+    function or demo line). A syntax error inside an earlier statement, such as the entry
+    point's own body, is kept: it is the program's, and the sandbox must report it."""
+    prefix = _longest_parsing_prefix(code)
+    rest = code.splitlines()[len(prefix.splitlines()):]
+    first = next((ln for ln in rest if ln.strip()), "")
+    return prefix if first and not first[0].isspace() and _parses(prefix) is not None else code
+
+
 def _defines(tree: ast.Module, name: str) -> bool:
     return any(
         isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
@@ -136,7 +146,7 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
     ``syntax_error``)."""
     tree = _parses(code)
     if tree is None:
-        code = _longest_parsing_prefix(code)
+        code = _cut_torn_tail(code)
         tree = _parses(code)
         if tree is None:
             return code

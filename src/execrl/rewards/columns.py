@@ -1,0 +1,68 @@
+"""Tests as a dataset column: what a TRL dataset row carries so a reward can judge a completion.
+
+A row made by :func:`task_rows` has ``prompt``, ``task_id``, ``entry_point``, ``tests`` and
+``public_tests``; the test columns are JSON strings (Arrow-friendly) in the sandbox codec's
+tagged form, so tuples, sets and bytes survive the trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from execrl.errors import DataError
+from execrl.sandbox import CallCase, CheckTest, StdioCase
+from execrl.sandbox._codec import loads as _codec_loads
+from execrl.sandbox._codec import to_plain
+from execrl.tasks import Task
+
+Tests = CheckTest | tuple[CallCase, ...] | tuple[StdioCase, ...]
+
+
+def encode_tests(tests: Tests | tuple) -> str:
+    """Tests -> a JSON string for a dataset column ("" for no tests)."""
+    if isinstance(tests, CheckTest):
+        spec: dict[str, Any] = {"kind": "check", "test": tests.test, "entry_point": tests.entry_point,
+                                "prelude": tests.prelude, "functions": list(tests.functions)}
+    elif not tests:
+        return ""
+    elif all(isinstance(t, CallCase) for t in tests):
+        spec = {"kind": "call", "cases": [[t.fn_name, to_plain(list(t.args)), to_plain(t.expected)] for t in tests]}
+    elif all(isinstance(t, StdioCase) for t in tests):
+        spec = {"kind": "stdio", "cases": [[t.stdin, t.expected_stdout] for t in tests]}
+    else:
+        raise ValueError("tests must be a CheckTest or a list of CallCase or of StdioCase")
+    return json.dumps(spec)
+
+
+def decode_tests(text: str | dict[str, Any]) -> Tests | tuple:
+    """A test column back into sandbox tests; a clear one-line DataError when malformed."""
+    if text in ("", None):
+        return ()
+    try:
+        spec = _codec_loads(text.encode() if isinstance(text, str) else json.dumps(text).encode())
+        kind = spec["kind"]
+        if kind == "check":
+            return CheckTest(spec["test"], spec["entry_point"], spec.get("prelude", ""),
+                             tuple(spec.get("functions", ())))
+        if kind == "call":
+            return tuple(CallCase(fn, list(args), exp) for fn, args, exp in spec["cases"])
+        if kind == "stdio":
+            return tuple(StdioCase(i, o) for i, o in spec["cases"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"malformed tests column ({type(exc).__name__}: {exc})") from None
+    raise DataError(f"malformed tests column (unknown kind {kind!r})")
+
+
+def task_rows(tasks: dict[str, Task] | Iterable[Task], chat: bool = False) -> list[dict[str, Any]]:
+    """Dataset rows for TRL trainers: ``prompt`` (text, or a user message when ``chat``),
+    ``task_id``, ``entry_point``, ``tests`` (hidden) and ``public_tests``. Wrap them with
+    ``datasets.Dataset.from_list``."""
+    items = tasks.values() if isinstance(tasks, dict) else tasks
+    rows = []
+    for t in items:
+        prompt: Any = [{"role": "user", "content": t.prompt}] if chat else t.prompt
+        rows.append({"prompt": prompt, "task_id": t.task_id, "entry_point": t.entry_point or "",
+                     "tests": encode_tests(t.tests), "public_tests": encode_tests(t.public_tests)})
+    return rows
