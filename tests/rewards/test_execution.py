@@ -152,3 +152,23 @@ def test_test_columns_round_trip_and_bad_input():
         pass_all()(["p"], ["c"])
     with pytest.raises(ValueError, match="unknown score"):
         ExecutionReward("accuracy")
+
+
+def test_combine_weights_components_and_logs_each(pool):
+    from execrl.rewards import combine
+
+    def length(prompts, completions, completion_ids=None, **kw):
+        return [-len(c) / 100 for c in completions]
+
+    async def flaky(prompts, completions, completion_ids=None, **kw):
+        return [None if "None" in c else 1.0 for c in completions]
+
+    fn = combine({pass_all(pool=pool): 1.0, length: 0.5, flaky: 2.0}, name="mix")
+    comps = ["    return x * x\n", "    return None\n"]
+    logged = {}
+    out = fn([ROW["prompt"]] * 2, comps, tests=[ROW["tests"]] * 2, log_metric=logged.__setitem__)
+    assert out[0] == pytest.approx(1.0 - 0.5 * len(comps[0]) / 100 + 2.0) and out[1] is None
+    assert logged["execrl/mix/pass_all/mean"] == pytest.approx(0.5) and logged["execrl/mix/flaky/none"] == 1
+    assert fn.__name__ == "mix"
+    with pytest.raises(ValueError, match="names must differ"):
+        combine([(length, 1.0), (length, 2.0)])

@@ -7,6 +7,7 @@ returns ``list[float | None]`` (``None``: the harness failed, TRL skips the samp
 """
 
 from execrl.rewards.columns import decode_tests, encode_tests, task_rows
+from execrl.rewards.combine import CombinedReward, combine
 from execrl.rewards.execution import (
     CODERL_VALUES,
     AsyncExecutionReward,
@@ -20,9 +21,11 @@ from execrl.rewards.execution import (
 __all__ = [
     "CODERL_VALUES",
     "AsyncExecutionReward",
+    "CombinedReward",
     "ExecutionReward",
     "VerdictCache",
     "coderl",
+    "combine",
     "decode_tests",
     "encode_tests",
     "pass_all",
