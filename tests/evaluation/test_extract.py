@@ -72,3 +72,12 @@ def test_a_syntax_error_inside_the_function_is_kept_for_the_sandbox_to_report():
     assert "return sum(nums" in code
     with pytest.raises(SyntaxError):
         ast.parse(code)
+
+
+@pytest.mark.timeout(60)  # a hang guard: the quadratic search took minutes on these
+def test_hostile_shapes_neither_crash_nor_hang():
+    """Found by the static-rewards work: deep nesting raised RecursionError out of extraction
+    (a training step would crash), and the prefix search was quadratic on long garbage."""
+    for text in ("1+" * 100000 + "1", "(" * 50000, "x = (\n" + "  1,\n" * 20000, "def f(:\n" * 5000):
+        assert isinstance(extract_program(text, PROMPT, "add"), str)
+        assert isinstance(sanitize(text, "add"), str)

@@ -24,14 +24,19 @@ def code_blocks(text: str) -> list[str]:
 def _parses(code: str) -> ast.Module | None:
     try:
         return ast.parse(code)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # deep nesting is a model's output too
         return None
 
 
+MAX_CUTS = 64  # parse attempts when looking for a clean prefix: garbage must not cost seconds
+
+
 def _longest_parsing_prefix(code: str) -> str:
-    """A model that trails off mid-statement: keep the longest prefix of lines that parses."""
+    """A model that trails off mid-statement: the longest prefix ending before a top-level
+    line (the only place a torn tail can be cut cleanly) that parses."""
     lines = code.splitlines()
-    for end in range(len(lines), 0, -1):
+    cuts = [i for i in range(len(lines), 0, -1) if i == len(lines) or (lines[i][:1] and not lines[i][0].isspace())]
+    for end in cuts[:MAX_CUTS]:
         if _parses("\n".join(lines[:end])) is not None:
             return "\n".join(lines[:end])
     return code

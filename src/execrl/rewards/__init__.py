@@ -17,9 +17,23 @@ from execrl.rewards.execution import (
     pass_all,
     pass_fraction,
 )
+from execrl.rewards.static import (
+    ComplexityReward,
+    FormatReward,
+    LengthReward,
+    RuffReward,
+    SecurityReward,
+    SyntaxReward,
+)
 
 __all__ = [
     "CODERL_VALUES",
+    "ComplexityReward",
+    "FormatReward",
+    "LengthReward",
+    "RuffReward",
+    "SecurityReward",
+    "SyntaxReward",
     "AsyncExecutionReward",
     "CombinedReward",
     "ExecutionReward",

@@ -228,7 +228,10 @@ class ExecutionReward:
         text = _text(completion)
         prompt_text = prompt if isinstance(prompt, str) else None
         if self.extract:
-            return extract_program(text, prompt_text, entry_point)
+            try:
+                return extract_program(text, prompt_text, entry_point)
+            except Exception:  # noqa: BLE001 - whatever the model wrote, the sandbox judges it as is
+                pass
         return (prompt_text or "") + text
 
     # -- judging
