@@ -172,3 +172,22 @@ def test_combine_weights_components_and_logs_each(pool):
     assert fn.__name__ == "mix"
     with pytest.raises(ValueError, match="names must differ"):
         combine([(length, 1.0), (length, 2.0)])
+
+
+def test_async_rewards_sharing_a_pool_and_a_cache_run_concurrently_and_correctly(pool):
+    """Found by the TRL integration work: TRL gathers async rewards, and two sharing one pool
+    raced inside it (a wrong or missing verdict)."""
+    cache = VerdictCache()
+    a = AsyncExecutionReward("pass_all", pool=pool, cache=cache, name="a")
+    b = AsyncExecutionReward("coderl", pool=pool, cache=cache, name="b")
+    right, wrong = ["    return x * x\n"] * 6, ["    return x + 1\n"] * 6
+
+    async def both():
+        cols = {"tests": [ROW["tests"]] * 6, "public_tests": [""] * 6}
+        return await asyncio.gather(a([ROW["prompt"]] * 6, right, **cols), b([ROW["prompt"]] * 6, wrong, **cols),
+                                    a([ROW["prompt"]] * 6, wrong, **cols), b([ROW["prompt"]] * 6, right, **cols))
+
+    for _ in range(3):
+        ra, rb, wa, wb = asyncio.run(both())
+        assert (ra, rb, wa, wb) == ([1.0] * 6, [-0.3] * 6, [0.0] * 6, [1.0] * 6)
+    assert len(cache) == 2  # two distinct programs, whichever reward ran them first

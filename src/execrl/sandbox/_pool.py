@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -201,7 +202,8 @@ class _Worker:
 
 
 class SandboxPool:
-    """A pool of isolated workers. Use as a context manager; :meth:`run` is thread-unsafe.
+    """A pool of isolated workers. Use as a context manager. Safe to share between threads
+    (TRL runs async reward functions concurrently): calls are served one batch at a time.
 
     ``isolation``: ``"auto"`` (strongest available, warn about missing layers), ``"strict"``
     (refuse to start unless every layer is on) or ``"none"`` (rlimits only; for debugging).
@@ -238,6 +240,7 @@ class SandboxPool:
             "pool_pid": os.getpid(),
         }
         self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
         self._sel: selectors.BaseSelector | None = None
         self.restarts = 0
         self.retries = 0
@@ -304,6 +307,10 @@ class SandboxPool:
 
     def run_iter(self, runs: Sequence[Run], progress: bool | str = False) -> Iterator[tuple[int, Verdict]]:
         """Yield ``(index, verdict)`` as runs finish (any order), for incremental writing."""
+        with self._lock:
+            yield from self._run_iter(runs, progress)
+
+    def _run_iter(self, runs: Sequence[Run], progress: bool | str) -> Iterator[tuple[int, Verdict]]:
         self.start()
         jobs = [_encode_run(r, self.mode == "inline") for r in runs]
         frames = [_codec.frame(j) for j in jobs]
