@@ -191,3 +191,21 @@ def test_async_rewards_sharing_a_pool_and_a_cache_run_concurrently_and_correctly
         ra, rb, wa, wb = asyncio.run(both())
         assert (ra, rb, wa, wb) == ([1.0] * 6, [-0.3] * 6, [0.0] * 6, [1.0] * 6)
     assert len(cache) == 2  # two distinct programs, whichever reward ran them first
+
+
+def test_task_comparison_and_limits_travel_with_the_tests_column(pool):
+    """Found by bench/rewards.py: the column carried only the tests, so a float task's
+    tolerance (and a task's own limits) were ignored and right answers scored partial."""
+    from execrl.sandbox import Compare
+
+    task = Task("t/f", "def third(x):\n", tuple(CallCase("third", [x], x / 3 + 1e-12) for x in (1, 2, 4)), "third",
+                compare=Compare(float_tol=1e-9), limits=Limits(timeout=0.5))
+    row = task_rows([task])[0]
+    spec = __import__("execrl.rewards", fromlist=["decode_spec"]).decode_spec(row["tests"])
+    assert spec.compare == Compare(float_tol=1e-9) and spec.limits == Limits(timeout=0.5)
+    progs = ["    return x / 3\n", "    import time\n    time.sleep(0.8)\n    return x / 3\n"]
+    for fn in (pass_fraction(pool=pool), pass_fraction(pool=pool, tasks={task.task_id: task})):
+        cols = {"tests": [row["tests"]] * 2} if fn.tasks is None else {"task_id": [task.task_id] * 2}
+        assert fn([row["prompt"]] * 2, progs, **cols) == [1.0, 0.0]  # tolerance used; the task's 0.5 s limit too
+    loose = pass_fraction(pool=pool, limits=Limits(timeout=3.0))  # an explicit limit overrides the task's
+    assert loose([row["prompt"]] * 2, progs, tests=[row["tests"]] * 2) == [1.0, 1.0]

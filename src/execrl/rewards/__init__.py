@@ -6,7 +6,7 @@ them. Every function accepts ``(prompts, completions, completion_ids=None, **col
 returns ``list[float | None]`` (``None``: the harness failed, TRL skips the sample).
 """
 
-from execrl.rewards.columns import decode_tests, encode_tests, task_rows
+from execrl.rewards.columns import TestSpec, decode_spec, decode_tests, encode_tests, task_rows
 from execrl.rewards.combine import CombinedReward, combine
 from execrl.rewards.execution import (
     CODERL_VALUES,
@@ -34,12 +34,14 @@ __all__ = [
     "RuffReward",
     "SecurityReward",
     "SyntaxReward",
+    "TestSpec",
     "AsyncExecutionReward",
     "CombinedReward",
     "ExecutionReward",
     "VerdictCache",
     "coderl",
     "combine",
+    "decode_spec",
     "decode_tests",
     "encode_tests",
     "pass_all",

@@ -7,12 +7,13 @@ tagged form, so tuples, sets and bytes survive the trip.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from execrl.errors import DataError
-from execrl.sandbox import CallCase, CheckTest, StdioCase
+from execrl.sandbox import CallCase, CheckTest, Compare, Limits, StdioCase
 from execrl.sandbox._codec import loads as _codec_loads
 from execrl.sandbox._codec import to_plain
 from execrl.tasks import Task
@@ -20,8 +21,17 @@ from execrl.tasks import Task
 Tests = CheckTest | tuple[CallCase, ...] | tuple[StdioCase, ...]
 
 
-def encode_tests(tests: Tests | tuple) -> str:
-    """Tests -> a JSON string for a dataset column ("" for no tests)."""
+class TestSpec(NamedTuple):
+    """What a test column carries: the tests, how answers compare, and the task's own limits."""
+
+    tests: Tests | tuple
+    compare: Compare
+    limits: Limits | None
+
+
+def encode_tests(tests: Tests | tuple, compare: Compare | None = None, limits: Limits | None = None) -> str:
+    """Tests (with the task's comparison settings and limits) -> a JSON string for a dataset
+    column ("" for no tests)."""
     if isinstance(tests, CheckTest):
         spec: dict[str, Any] = {"kind": "check", "test": tests.test, "entry_point": tests.entry_point,
                                 "prelude": tests.prelude, "functions": list(tests.functions)}
@@ -33,26 +43,42 @@ def encode_tests(tests: Tests | tuple) -> str:
         spec = {"kind": "stdio", "cases": [[t.stdin, t.expected_stdout] for t in tests]}
     else:
         raise ValueError("tests must be a CheckTest or a list of CallCase or of StdioCase")
+    if compare is not None and compare != Compare():
+        spec["compare"] = dataclasses.asdict(compare)
+    if limits is not None:
+        spec["limits"] = dataclasses.asdict(limits)
     return json.dumps(spec)
 
 
-def decode_tests(text: str | dict[str, Any]) -> Tests | tuple:
-    """A test column back into sandbox tests; a clear one-line DataError when malformed."""
+def decode_spec(text: str | dict[str, Any]) -> TestSpec:
+    """A test column back into sandbox tests, comparison and limits; a clear one-line
+    DataError when malformed."""
     if text in ("", None):
-        return ()
+        return TestSpec((), Compare(), None)
     try:
         spec = _codec_loads(text.encode() if isinstance(text, str) else json.dumps(text).encode())
         kind = spec["kind"]
+        compare = Compare(**spec.get("compare", {}))
+        limits = Limits(**spec["limits"]) if spec.get("limits") else None
         if kind == "check":
-            return CheckTest(spec["test"], spec["entry_point"], spec.get("prelude", ""),
-                             tuple(spec.get("functions", ())))
-        if kind == "call":
-            return tuple(CallCase(fn, list(args), exp) for fn, args, exp in spec["cases"])
-        if kind == "stdio":
-            return tuple(StdioCase(i, o) for i, o in spec["cases"])
+            tests: Any = CheckTest(spec["test"], spec["entry_point"], spec.get("prelude", ""),
+                                   tuple(spec.get("functions", ())))
+        elif kind == "call":
+            tests = tuple(CallCase(fn, list(args), exp) for fn, args, exp in spec["cases"])
+        elif kind == "stdio":
+            tests = tuple(StdioCase(i, o) for i, o in spec["cases"])
+        else:
+            raise DataError(f"malformed tests column (unknown kind {kind!r})")
     except (ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"malformed tests column ({type(exc).__name__}: {exc})") from None
-    raise DataError(f"malformed tests column (unknown kind {kind!r})")
+    return TestSpec(tests, compare, limits)
+
+
+def decode_tests(text: str | dict[str, Any]) -> Tests | tuple:
+    """The tests of a test column (see :func:`decode_spec` for comparison and limits)."""
+    return decode_spec(text).tests
 
 
 def task_rows(tasks: dict[str, Task] | Iterable[Task], chat: bool = False) -> list[dict[str, Any]]:
@@ -64,5 +90,6 @@ def task_rows(tasks: dict[str, Task] | Iterable[Task], chat: bool = False) -> li
     for t in items:
         prompt: Any = [{"role": "user", "content": t.prompt}] if chat else t.prompt
         rows.append({"prompt": prompt, "task_id": t.task_id, "entry_point": t.entry_point or "",
-                     "tests": encode_tests(t.tests), "public_tests": encode_tests(t.public_tests)})
+                     "tests": encode_tests(t.tests, t.compare, t.limits),
+                     "public_tests": encode_tests(t.public_tests, t.compare, t.limits)})
     return rows

