@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from execrl._jsonl import _open_text, read_jsonl
 from execrl.errors import DataError
+from execrl.tasks._model import Task
 
 FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 Row = tuple[str, dict[str, Any]]  # (where, row): "FILE line 3", "FILE row 0"...
@@ -125,3 +126,25 @@ def _hf_rows(name: str, split: str) -> Iterator[Row]:
         ) from None
     for i, row in enumerate(ds):
         yield f"{name}[{split}] row {i}", dict(row)
+
+
+def collect_tasks(path: str, split: str | None, make_task: Callable[[dict[str, Any], str, str], Task | None],
+                  id_field: str) -> tuple[dict[str, Task], int]:
+    """The loop every file-or-Hugging-Face loader shares: ``make_task(row, where, source)``
+    per row (``None`` skips the row, counted), duplicates of ``id_field`` refused. Returns the
+    tasks and the number of skipped rows; the caller words its own empty-set message."""
+    is_file = os.path.isfile(path)
+    if split is not None and is_file:
+        raise DataError(f"{path}: split={split!r} applies to Hugging Face datasets; a file is one split already")
+    source = os.path.basename(path) if is_file else path
+    tasks: dict[str, Task] = {}
+    skipped = 0
+    for where, row in read_rows(path, hf_split=split or "test"):
+        task = make_task(row, where, source)
+        if task is None:
+            skipped += 1
+        elif task.task_id in tasks:
+            raise DataError(f"{where}: duplicate {id_field} {row[id_field]!r}")
+        else:
+            tasks[task.task_id] = task
+    return tasks, skipped

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 from execrl.errors import DataError
 from execrl.sandbox import CallCase, StdioCase
 from execrl.tasks._model import Task
-from execrl.tasks._rows import read_rows, require
+from execrl.tasks._rows import collect_tasks, require
 
 HF_NAME = "codeparrot/apps"
 FIELDS = ("problem_id", "question", "input_output")
@@ -42,20 +41,7 @@ log = logging.getLogger(__name__)
 def load(path: str | None = None, *, split: str | None = None) -> dict[str, Task]:
     """Read APPS (a file, or a Hugging Face split, default ``test``) into ``{task_id: Task}``."""
     path = path or HF_NAME
-    is_file = os.path.isfile(path)
-    if split is not None and is_file:
-        raise DataError(f"{path}: split={split!r} applies to Hugging Face datasets; a file is one split already")
-    source = os.path.basename(path) if is_file else path
-    tasks: dict[str, Task] = {}
-    skipped = 0
-    for where, row in read_rows(path, hf_split=split or "test"):
-        task = _task(row, where, source)
-        if task is None:
-            skipped += 1
-        elif task.task_id in tasks:
-            raise DataError(f"{where}: duplicate problem_id {row['problem_id']!r}")
-        else:
-            tasks[task.task_id] = task
+    tasks, skipped = collect_tasks(path, split, _task, "problem_id")
     if not tasks:
         raise DataError(f"{path}: no usable problems" + (f" ({skipped} rows without usable tests)" if skipped else ""))
     if skipped:

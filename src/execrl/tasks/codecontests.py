@@ -20,13 +20,12 @@ Rows (DeepMind's release as Parquet or JSON Lines, or ``deepmind/code_contests``
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from execrl.errors import DataError
 from execrl.sandbox import Compare, Limits, StdioCase
 from execrl.tasks._model import Task
-from execrl.tasks._rows import read_rows, require
+from execrl.tasks._rows import collect_tasks, require
 
 HF_NAME = "deepmind/code_contests"
 FIELDS = ("name", "description", "public_tests", "private_tests", "generated_tests")
@@ -41,20 +40,7 @@ log = logging.getLogger(__name__)
 def load(path: str | None = None, *, split: str | None = None) -> dict[str, Task]:
     """Read CodeContests (a file, or a Hugging Face split, default ``test``) into ``{name: Task}``."""
     path = path or HF_NAME
-    is_file = os.path.isfile(path)
-    if split is not None and is_file:
-        raise DataError(f"{path}: split={split!r} applies to Hugging Face datasets; a file is one split already")
-    source = os.path.basename(path) if is_file else path
-    tasks: dict[str, Task] = {}
-    skipped = 0
-    for where, row in read_rows(path, hf_split=split or "test"):
-        task = _task(row, where, source)
-        if task is None:
-            skipped += 1
-        elif task.task_id in tasks:
-            raise DataError(f"{where}: duplicate name {task.task_id!r}")
-        else:
-            tasks[task.task_id] = task
+    tasks, skipped = collect_tasks(path, split, _task, "name")
     if not tasks:
         raise DataError(f"{path}: no usable problems" + (f" ({skipped} without hidden tests)" if skipped else ""))
     if skipped:

@@ -26,7 +26,6 @@ import binascii
 import datetime as dt
 import io
 import json
-import os
 import pickle
 import struct
 import zlib
@@ -35,7 +34,7 @@ from typing import Any
 from execrl.errors import DataError
 from execrl.sandbox import CallCase, StdioCase
 from execrl.tasks._model import Task
-from execrl.tasks._rows import read_rows, require
+from execrl.tasks._rows import collect_tasks, require
 
 HF_NAME = "livecodebench/code_generation_lite"
 FIELDS = ("question_title", "question_content", "platform", "question_id", "contest_date",
@@ -49,13 +48,9 @@ def load(path: str | None = None, *, split: str | None = None, since: str | None
     """Read LiveCodeBench (a file, or a Hugging Face split, default ``test``) into ``{task_id:
     Task}``, keeping problems whose contest date is within ``since``..``until`` (inclusive)."""
     path = path or HF_NAME
-    is_file = os.path.isfile(path)
-    if split is not None and is_file:
-        raise DataError(f"{path}: split={split!r} applies to Hugging Face datasets; a file is one split already")
     lo, hi = _date(since, "since"), _date(until, "until")
-    source = os.path.basename(path) if is_file else path
-    tasks: dict[str, Task] = {}
-    for where, row in read_rows(path, hf_split=split or "test"):
+
+    def in_window(row: dict[str, Any], where: str, source: str) -> Task | None:
         require(row, where, FIELDS, {"question_content": str, "platform": str, "question_id": (str, int),
                                      "contest_date": str, "public_test_cases": str, "private_test_cases": str})
         try:
@@ -63,11 +58,10 @@ def load(path: str | None = None, *, split: str | None = None, since: str | None
         except ValueError:
             raise DataError(f"{where}: contest_date {row['contest_date']!r} is not an ISO date") from None
         if (lo and day < lo) or (hi and day > hi):
-            continue
-        task = _task(row, where, source, day)
-        if task.task_id in tasks:
-            raise DataError(f"{where}: duplicate question_id {row['question_id']!r}")
-        tasks[task.task_id] = task
+            return None
+        return _task(row, where, source, day)
+
+    tasks, _ = collect_tasks(path, split, in_window, "question_id")
     if not tasks:
         window = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
         raise DataError(f"{path}: no problems{window}")
