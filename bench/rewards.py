@@ -385,50 +385,16 @@ def execrl_reward(pool: CountingPool, cache: bool) -> Any:
 
 # ----------------------------------------------------------------------------- generation
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-
-
-def corpus(lines: int = 300, seed: int = 0) -> list[str]:
-    """The tiny_model fixture's corpus (tests/conftest.py): small Python functions."""
-    rng = random.Random(seed)
-    names = ["add", "scale", "clip", "mean", "total", "double", "shift", "square", "pick", "count"]
-    args = ["x", "y", "n", "xs", "a", "b", "k"]
-    ops = ["+", "-", "*", "//", "%"]
-    out = []
-    for _ in range(lines):
-        a, b = rng.sample(args, 2)
-        out.append(f"def {rng.choice(names)}_{rng.randint(0, 9)}({a}, {b}):\n"
-                   f"    return {a} {rng.choice(ops)} {b} {rng.choice(ops)} {rng.randint(1, 99)}\n")
-    return out
-
-
 def build_tiny_llama(path: str, max_positions: int) -> int:
-    """Save the fixture's tiny Llama (untrained, no EOS) and its tokenizer to ``path``; return its size."""
-    import tokenizers
-    import torch
+    """Save the tests' tiny Llama (untrained, no EOS, so every sequence runs to
+    max_new_tokens) and its tokenizer to ``path``; return its size."""
     import transformers
 
+    from execrl.training.tiny import build_model, build_tokenizer, synthetic_corpus
+
     transformers.utils.logging.disable_progress_bar()
-    special = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
-    bpe = tokenizers.Tokenizer(tokenizers.models.BPE())
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = tokenizers.decoders.ByteLevel()
-    trainer = tokenizers.trainers.BpeTrainer(vocab_size=400, special_tokens=special, show_progress=False,
-                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(corpus(), trainer)
-    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>",
-                                               eos_token="</s>", additional_special_tokens=special[3:])
-    tok.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tok), hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=max_positions, pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id, eos_token_id=None,  # no EOS: every sequence runs to max_new_tokens
-    )
-    model = transformers.LlamaForCausalLM(config)
+    tok = build_tokenizer(synthetic_corpus())
+    model = build_model(tok, max_positions=max_positions, stop_at_eos=False)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,123 @@
+"""A tiny Llama-style model and its tokenizer, built from local text only.
+
+Nothing is downloaded: a byte-level BPE tokenizer is trained on a corpus we generate (small
+Python functions), a ``LlamaForCausalLM`` of a few tens of thousands of parameters is
+initialised and pre-trained for a few dozen steps, and both are saved with
+``save_pretrained``, so every consumer loads them through the real ``from_pretrained`` path.
+It is the default model of CPU demos and of the tests.
+
+>>> from execrl.training.tiny import make_tiny_model     # doctest: +SKIP
+>>> path, loss = make_tiny_model("runs/tiny")            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+
+
+def _imports() -> tuple[Any, Any, Any]:
+    try:
+        import tokenizers
+        import torch
+        import transformers
+    except ImportError:
+        raise ImportError("building a tiny model needs torch, transformers and tokenizers: "
+                          "pip install 'execrl[hf]'") from None
+    return torch, transformers, tokenizers
+
+
+def synthetic_corpus(lines: int = 300, seed: int = 0) -> list[str]:
+    """Small Python functions, varied enough for a tokenizer and a toy model to learn from."""
+    rng = random.Random(seed)
+    names = ["add", "scale", "clip", "mean", "total", "double", "shift", "square", "pick", "count"]
+    args = ["x", "y", "n", "xs", "a", "b", "k"]
+    ops = ["+", "-", "*", "//", "%"]
+    out = []
+    for _ in range(lines):
+        a, b = rng.sample(args, 2)
+        out.append(
+            f"def {rng.choice(names)}_{rng.randint(0, 9)}({a}, {b}):\n"
+            f"    return {a} {rng.choice(ops)} {b} {rng.choice(ops)} {rng.randint(1, 99)}\n"
+        )
+    return out
+
+
+def build_tokenizer(texts: list[str], vocab_size: int = 400) -> Any:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts``, with a chat template."""
+    _, transformers, tokenizers = _imports()
+    bpe = tokenizers.Tokenizer(tokenizers.models.BPE())
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(texts, trainer)
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        additional_special_tokens=SPECIAL_TOKENS[3:],
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def build_model(tokenizer: Any, hidden: int = 48, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                max_positions: int = 256, seed: int = 0, stop_at_eos: bool = True) -> Any:
+    """A freshly initialised tiny ``LlamaForCausalLM`` sized to the tokenizer. Without
+    ``stop_at_eos`` generation always runs to its token limit (for timing)."""
+    torch, transformers, _ = _imports()
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id if stop_at_eos else None,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def pretrain(model: Any, tokenizer: Any, texts: list[str], steps: int = 40, batch_size: int = 8,
+             lr: float = 1e-2, seed: int = 0) -> float:
+    """A few causal-LM steps on documents of three functions and on chat turns (so the model
+    answers after the assistant tag); returns the last loss."""
+    torch, _, _ = _imports()
+    docs = ["\n".join(texts[i : i + 3]) for i in range(0, len(texts), 3)]
+    chats = [
+        tokenizer.apply_chat_template([{"role": "user", "content": f"write {t[4:t.index('(')]}"}], tokenize=False,
+                                      add_generation_prompt=True) + t
+        for t in texts[:40] if t.startswith("def ") and "(" in t
+    ]
+    ids = [tokenizer.encode(d, add_special_tokens=False) + [tokenizer.eos_token_id] for d in docs + chats]
+    random.Random(seed).shuffle(ids)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for step in range(steps):
+        batch = tokenizer.pad({"input_ids": [ids[(step * batch_size + j) % len(ids)] for j in range(batch_size)]},
+                              return_tensors="pt")
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    return float(loss.item())
+
+
+def make_tiny_model(out_dir: str, texts: list[str] | None = None, steps: int = 40, seed: int = 0) -> tuple[str, float]:
+    """Build, pre-train and save a tiny model and tokenizer into ``out_dir``; returns the
+    path and the last pre-training loss."""
+    texts = texts or synthetic_corpus(seed=seed)
+    tok = build_tokenizer(texts)
+    model = build_model(tok, seed=seed)
+    loss = pretrain(model, tok, texts, steps=steps, seed=seed)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir, loss
