@@ -9,6 +9,8 @@ so ``import execrl.training`` works without torch):
 - :mod:`execrl.training.pairs`: DPO preference pairs mined from execution verdicts
   (pure Python).
 - :mod:`execrl.training.tiny`: the tiny local Llama and tokenizer for CPU demos and tests.
+- :mod:`execrl.training.config`: recipe configs (one dataclass each, YAML presets and
+  ``key=value`` overrides, one-line errors before any work) and run directories.
 """
 
-__all__ = ["pairs", "rl_math", "tiny"]
+__all__ = ["config", "pairs", "rl_math", "tiny"]
