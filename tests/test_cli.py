@@ -144,3 +144,9 @@ def test_generate_bad_model_spec_is_one_line(tmp_path):
     assert p.returncode == 2 and "unknown backend spec" in p.stderr and "Traceback" not in p.stderr
     p = run("generate", "--model", f"hf:{tmp_path / 'missing'}", "--out", str(tmp_path / "s.jsonl"), "--limit", "1")
     assert p.returncode != 0 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+
+
+def test_train_unknown_recipe_is_one_line():
+    p = run("train", "nope")
+    assert p.returncode == 2 and "unknown recipe 'nope'; choose one of: sft, grpo" in p.stderr
+    assert "Traceback" not in p.stderr
