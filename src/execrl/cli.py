@@ -245,6 +245,27 @@ def demo(out: str, workers: int | None) -> None:
     print(f"results in {out}/")
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("recipe")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.option("--config", "preset", default=None, help="A YAML preset of overrides (see recipes/).")
+@click.option("--force-new", is_flag=True, help="Start a fresh run instead of resuming one with the same name.")
+@click.option("-h", "--help", "show_help", is_flag=True, help="Show this recipe's options.")
+def train(recipe: str, overrides: tuple[str, ...], preset: str | None, force_new: bool, show_help: bool) -> None:
+    """Run a training recipe: execrl train RECIPE [--config preset.yaml] [key=value ...]."""
+    from execrl.training.config import config_help, load_config
+    from execrl.training.recipes import recipe_module
+
+    mod = recipe_module(recipe)
+    if show_help:
+        print(f"execrl train {recipe} [--config preset.yaml] [--force-new] [key=value ...]\n")
+        print((mod.__doc__ or "").strip() + "\n")
+        print(config_help(mod.Config))
+        return
+    cfg = load_config(mod.Config, preset, list(overrides))  # every config error, before any work
+    print(json.dumps(mod.main(cfg, force_new=force_new), default=str))
+
+
 @cli.group()
 def sandbox() -> None:
     """Inspect the sandbox."""

@@ -1,0 +1,26 @@
+"""Recipes by name. Each recipe module defines ``Config`` (one dataclass, every field
+documented) and ``main(cfg, force_new=False) -> dict`` (the run's summary: run directory,
+pass@k before and after, final metrics). Modules load lazily: torch is imported only by the
+recipe that runs."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from execrl.errors import DataError
+
+RECIPES: dict[str, str] = {
+    "sft": "execrl.training.sft",
+    "grpo": "execrl.training.grpo",
+}
+
+
+def recipe_module(name: str) -> ModuleType:
+    """The module of recipe ``name``; a one-line error for unknown names."""
+    if name not in RECIPES:
+        raise DataError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+    try:
+        return importlib.import_module(RECIPES[name])
+    except ImportError as exc:  # a missing optional dependency (torch, trl...) or module
+        raise DataError(f"recipe {name!r} cannot load: {exc} (pip install 'execrl[train]')") from None
