@@ -3,14 +3,16 @@ before/after evaluation through the sandbox."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from typing import Any
 
+from execrl.errors import DataError
 from execrl.evaluation import evaluate, read_samples
 from execrl.sandbox import SandboxPool
 from execrl.tasks import Task, load_benchmark
-from execrl.training.config import RunDir
+from execrl.training.config import RunDir, check_local_path, field_doc
 
 TINY = "tiny"  # the model spec that builds the local tiny Llama (execrl.training.tiny)
 
@@ -55,3 +57,110 @@ def evaluate_model(model: str, tasks: dict[str, Task], out_dir: str, *, n: int =
     rows = read_samples(samples, tasks, extract=True)
     s = evaluate(tasks, rows, os.path.join(out_dir, "results.jsonl"), pool=pool, ks=ks, progress=False)
     return {**s.pass_at_k, "status_counts": s.status_counts}
+
+
+# --------------------------------------------------------------------- what recipes share
+
+REPORT_TO = ("none", "tensorboard", "wandb")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """The settings every recipe shares; a recipe's ``Config`` extends it (and may give a
+    field another default by declaring it again)."""
+
+    model: str = field_doc(TINY, "model to train: 'tiny' (built locally), a hub id or a local path (e.g. <run>/final)")
+    benchmark: str = field_doc("execrl-basic", "benchmark whose tasks are split into train and held-out sets")
+    problems: str | None = field_doc(None, "read the benchmark from this file instead of its default source")
+    output_dir: str = field_doc("runs", "directory that holds run directories")
+    run_name: str | None = field_doc(None, "run directory name under output_dir (default: <recipe>-<time>); same name and config resumes")
+    limit: int | None = field_doc(None, "number of train tasks (None: every task not held out)")
+    eval_tasks: int = field_doc(20, "held-out tasks evaluated before and after training (0: none)")
+    seed: int = field_doc(0, "seed of the task split, the tiny model, training and sampling")
+    lora: bool = field_doc(False, "train a LoRA adapter (peft) instead of every weight; merged into final/")
+    lora_r: int = field_doc(16, "LoRA rank (with lora=true)")
+    lora_alpha: int = field_doc(32, "LoRA scaling alpha (with lora=true)")
+    eval_samples: int = field_doc(1, "samples per held-out task (n of pass@k)")
+    eval_temperature: float = field_doc(0.0, "sampling temperature of the evaluations (0: greedy)")
+    eval_max_new_tokens: int = field_doc(96, "max new tokens per evaluation sample")
+    report_to: str = field_doc("none", "extra trainer logging: none, tensorboard or wandb (metrics.jsonl is always written)")
+
+    def validate(self) -> None:
+        check_local_path("model", self.model)
+        check_local_path("problems", self.problems)
+        for key in ("eval_samples", "eval_max_new_tokens", "lora_r", "lora_alpha"):
+            if getattr(self, key) < 1:
+                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise DataError(f"limit={self.limit}: must be at least 1 (or none for every task)")
+        if self.eval_tasks < 0:
+            raise DataError(f"eval_tasks={self.eval_tasks}: must be 0 or more")
+        if self.eval_temperature < 0:
+            raise DataError(f"eval_temperature={self.eval_temperature}: must be 0 or more")
+        if self.report_to not in REPORT_TO:
+            raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
+
+
+def trainer_settings(cfg: RunConfig) -> dict[str, Any]:
+    """TrainingArguments every recipe sets the same way: CPU-friendly precision, a log line
+    per step, no progress bar (metrics.jsonl is the record)."""
+    import torch
+
+    on_cpu = not torch.cuda.is_available()
+    return {
+        "seed": cfg.seed,
+        "use_cpu": on_cpu,
+        "bf16": False if on_cpu else None,  # TRL configs default to bf16; CPUs and the tiny model want fp32
+        "fp16": False,
+        "gradient_checkpointing": not on_cpu,  # saves GPU memory; on CPU it only costs time
+        "logging_steps": 1,
+        "report_to": cfg.report_to,
+        "disable_tqdm": True,
+    }
+
+
+def peft_config(cfg: RunConfig) -> Any:
+    """A LoRA config when ``cfg.lora``, else None."""
+    if not cfg.lora:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise ImportError("lora=true needs peft: pip install peft") from None
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def metrics_callback(run: RunDir) -> Any:
+    """A TrainerCallback appending every trainer log entry to the run's ``metrics.jsonl``."""
+    from transformers import TrainerCallback
+
+    class ToMetrics(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if logs and state.is_world_process_zero:
+                run.log(dict(logs), step=state.global_step)
+
+    return ToMetrics()
+
+
+def save_final(trainer: Any, path: str, lora: bool) -> str:
+    """Save a plain model (LoRA merged) and its tokenizer that ``from_pretrained`` loads."""
+    model = trainer.model.merge_and_unload() if lora else trainer.model
+    model.save_pretrained(path)
+    trainer.processing_class.save_pretrained(path)
+    return path
+
+
+def held_out_evaluator(cfg: RunConfig, run: RunDir, held_out: dict[str, Task], pool: SandboxPool,
+                       chat: bool | None) -> Any:
+    """``evaluate(model, name) -> pass@k dict`` on the held-out tasks, written under
+    ``<run>/<name>/`` ({} when nothing is held out)."""
+    ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_samples)
+
+    def evaluate(model: str, name: str) -> dict[str, Any]:
+        if not held_out:
+            return {}
+        return evaluate_model(model, held_out, os.path.join(run.path, name), n=cfg.eval_samples,
+                              temperature=cfg.eval_temperature, max_new_tokens=cfg.eval_max_new_tokens,
+                              ks=ks, pool=pool, seed=cfg.seed, chat=chat)
+
+    return evaluate

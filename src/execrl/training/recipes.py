@@ -12,7 +12,9 @@ from execrl.errors import DataError
 
 RECIPES: dict[str, str] = {
     "sft": "execrl.training.sft",
+    "dpo": "execrl.training.dpo",
     "grpo": "execrl.training.grpo",
+    "raft": "execrl.training.raft",
 }
 
 

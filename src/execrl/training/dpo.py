@@ -1,0 +1,264 @@
+"""DPO on preference pairs mined by execution, with an honest before/after pass@k.
+
+The benchmark's tasks are split (seeded) into train and held-out tasks. The model is
+evaluated on the held-out tasks through the sandbox; then it samples ``samples_per_task``
+completions (``temperature`` > 0, plain prompt, no chat template) for every train task,
+the sandbox judges them, and :func:`~execrl.training.pairs.mine_pairs` pairs each passing
+completion with the most similar failing one of its task. TRL's ``DPOTrainer`` trains on
+``{"prompt", "chosen", "rejected"}`` (the reference model is a frozen copy of the starting
+model, or the adapter switched off with ``lora=true``, as TRL does), the result is saved
+to ``<run>/final`` and evaluated again on the same held-out tasks.
+
+Reference fallback: a weak model may pass no train task at all, and then execution gives
+no pair. With ``reference_fallback=true`` (the default) each train task's reference
+solution body is then taken as *chosen* and paired with the most similar failing sample
+of that task as *rejected* (the same matching as ``mine_pairs``). The summary says how
+many pairs came from references (``pairs_from_references``; 0 when every pair was mined).
+
+Run directory (``output_dir/run_name``): ``config.json``, ``metrics.jsonl`` (every trainer
+log line), ``mining/samples.jsonl`` and ``mining/results.jsonl`` (resumable),
+``mining/pairs.jsonl``, ``checkpoint-<step>/`` (rerunning the same command resumes from
+the latest one), ``eval-before/``, ``eval-after/`` and ``final/``.
+
+    execrl train dpo                                   # tiny local model, a few minutes on CPU
+    execrl train dpo model=Qwen/Qwen2.5-0.5B-Instruct lora=true max_steps=200 learning_rate=5e-6 run_name=qwen-dpo
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from execrl.errors import DataError
+from execrl.training.config import check_local_path, field_doc
+
+__all__ = ["Config", "main", "reference_pairs"]
+
+REPORT_TO = ("none", "tensorboard", "wandb")
+
+
+@dataclass
+class Config:
+    """Settings of the DPO recipe (defaults: the tiny local model on CPU, a few minutes)."""
+
+    model: str = field_doc("tiny", "model to train: 'tiny' (built locally), a hub id or a local path")
+    benchmark: str = field_doc("execrl-basic", "benchmark whose tasks are split into train and held-out sets")
+    problems: str | None = field_doc(None, "problems file for the benchmark (None: its bundled copy)")
+    output_dir: str = field_doc("runs", "directory that holds run directories")
+    run_name: str | None = field_doc(None, "run directory name under output_dir (None: dpo-<timestamp>); reuse it to resume")
+    limit: int | None = field_doc(40, "number of train tasks to mine pairs on (None: every task not held out)")
+    eval_tasks: int = field_doc(20, "number of held-out tasks evaluated before and after training")
+    samples_per_task: int = field_doc(4, "completions sampled per train task for mining (at least 2)")
+    temperature: float = field_doc(1.0, "sampling temperature of the mining samples (> 0, so they differ)")
+    max_new_tokens: int = field_doc(64, "max new tokens per mining sample")
+    max_pairs_per_task: int | None = field_doc(None, "most pairs kept per task (None: as many as the samples give)")
+    reference_fallback: bool = field_doc(True, "when execution gives no pair, pair each reference (chosen) with its most similar failing sample")
+    beta: float = field_doc(0.1, "DPO beta: how far the policy may move from the reference model (higher: less)")
+    max_steps: int = field_doc(30, "optimizer steps to train")
+    per_device_train_batch_size: int = field_doc(4, "pairs per device per forward pass")
+    gradient_accumulation_steps: int = field_doc(1, "forward passes accumulated per optimizer step")
+    learning_rate: float = field_doc(5e-4, "peak learning rate (linear decay); use ~5e-7..5e-6 for real models")
+    max_length: int = field_doc(256, "tokens per sequence (prompt + chosen or rejected); longer ones are truncated")
+    seed: int = field_doc(0, "seed of the task split, the tiny model, sampling and training")
+    lora: bool = field_doc(False, "train a LoRA adapter (peft) instead of every weight; merged into final/")
+    lora_r: int = field_doc(16, "LoRA rank (with lora=true)")
+    lora_alpha: int = field_doc(32, "LoRA scaling alpha (with lora=true)")
+    eval_samples: int = field_doc(1, "samples per held-out task (n of pass@k)")
+    eval_temperature: float = field_doc(0.0, "sampling temperature of the evaluations (0: greedy)")
+    eval_max_new_tokens: int = field_doc(96, "max new tokens per evaluation sample")
+    save_steps: int = field_doc(10, "save a checkpoint every this many steps (and at the end)")
+    report_to: str = field_doc("none", "extra trainer logging: none, tensorboard or wandb (metrics.jsonl is always written)")
+
+    def validate(self) -> None:
+        check_local_path("model", self.model)
+        if self.problems is not None:
+            check_local_path("problems", self.problems)
+        positive = ("eval_samples", "eval_max_new_tokens", "max_new_tokens", "max_steps", "per_device_train_batch_size",
+                    "gradient_accumulation_steps", "save_steps", "lora_r", "lora_alpha")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        if self.samples_per_task < 2:
+            raise DataError(f"samples_per_task={self.samples_per_task}: must be at least 2 (a pair needs two samples)")
+        if self.limit is not None and self.limit < 1:
+            raise DataError(f"limit={self.limit}: must be at least 1 (or none for every task)")
+        if self.max_pairs_per_task is not None and self.max_pairs_per_task < 1:
+            raise DataError(f"max_pairs_per_task={self.max_pairs_per_task}: must be at least 1 (or none)")
+        if self.eval_tasks < 0:
+            raise DataError(f"eval_tasks={self.eval_tasks}: must be 0 or more")
+        if not self.beta > 0:
+            raise DataError(f"beta={self.beta}: must be positive")
+        if not self.temperature > 0:
+            raise DataError(f"temperature={self.temperature}: must be positive (mining needs different samples)")
+        if not self.learning_rate > 0:
+            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
+        if self.max_length < 16:
+            raise DataError(f"max_length={self.max_length}: must be at least 16")
+        if self.eval_temperature < 0:
+            raise DataError(f"eval_temperature={self.eval_temperature}: must be 0 or more")
+        if self.report_to not in REPORT_TO:
+            raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
+
+
+def reference_pairs(tasks: dict[str, Any], samples: list[dict[str, Any]],
+                    max_pairs_per_task: int | None = 1) -> list[dict[str, Any]]:
+    """The fallback: per task, its reference body (chosen) against the most similar failing
+    sample (rejected). ``samples`` are mining rows (``task_id``, ``prompt``, ``completion``,
+    ``passed``); tasks without a reference that continues their prompt, or without a
+    failing sample, give no pair. Each pair is marked ``"source": "reference"``."""
+    from execrl.training.pairs import mine_pairs
+
+    rows: list[dict[str, Any]] = []
+    for tid, task in tasks.items():
+        failing = [s for s in samples if s["task_id"] == tid and not s["passed"]]
+        ref = task.reference or ""
+        body = ref[len(task.prompt):] if ref.startswith(task.prompt) else ""
+        if not failing or not body.strip():
+            continue
+        rows.append({"task_id": tid, "prompt": task.prompt, "completion": body, "passed": True})
+        rows.extend(failing)
+    return [{**p, "source": "reference"} for p in mine_pairs(rows, max_pairs_per_task=max_pairs_per_task)]
+
+
+def _mining_rows(samples_path: str, results_path: str, tasks: dict[str, Any]) -> list[dict[str, Any]]:
+    """Raw completions joined with their verdicts (results rows are in samples order)."""
+    from execrl._jsonl import read_jsonl
+
+    samples = [row for _, row in read_jsonl(samples_path, ("task_id",))]
+    results = [row for _, row in read_jsonl(results_path, ("task_id",))]
+    if len(samples) != len(results):
+        raise DataError(f"{results_path}: {len(results)} verdicts for {len(samples)} samples")
+    return [{"task_id": s["task_id"], "prompt": tasks[s["task_id"]].prompt, "completion": s["completion"],
+             "passed": bool(r["passed"])}
+            for s, r in zip(samples, results, strict=True) if s["completion"].strip()]
+
+
+def _metrics_callback(run: Any) -> Any:
+    """A TrainerCallback that appends every trainer log dict to ``metrics.jsonl``."""
+    from transformers import TrainerCallback
+
+    class ToMetrics(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            if logs and state.is_world_process_zero:
+                run.log(dict(logs), step=state.global_step)
+
+    return ToMetrics()
+
+
+def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
+    """Run the recipe; returns ``{"run", "before", "after", "pairs", "pairs_from_references", "train_loss", ...}``."""
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from execrl.evaluation import evaluate as run_tests
+    from execrl.evaluation import read_samples
+    from execrl.generation import SamplingParams, generate_samples
+    from execrl.generation.hf import HFGenerator
+    from execrl.sandbox import SandboxPool
+    from execrl.training._common import evaluate_model, resolve_model, split_tasks
+    from execrl.training.config import RunDir
+    from execrl.training.pairs import mine_pairs
+
+    # --- setup: run directory, model, task split -------------------------------------
+    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="dpo", force_new=force_new)
+    model_path = resolve_model(cfg.model, run, seed=cfg.seed)
+    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
+    if not train_tasks:
+        raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
+    ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_samples)
+    on_cpu = not torch.cuda.is_available()
+    resume_from, start_step = run.latest_checkpoint(), run.resume_step
+    mining = os.path.join(run.path, "mining")
+    os.makedirs(mining, exist_ok=True)
+
+    pool = SandboxPool()
+    try:
+        def evaluate(model: str, name: str) -> dict[str, Any]:
+            if not held_out:
+                return {}
+            return evaluate_model(model, held_out, os.path.join(run.path, name), n=cfg.eval_samples,
+                                  temperature=cfg.eval_temperature, max_new_tokens=cfg.eval_max_new_tokens,
+                                  ks=ks, pool=pool, seed=cfg.seed, chat=False)
+
+        before = evaluate(model_path, "eval-before")
+        run.log({"eval_before": before}, step=0)
+
+        # --- mine: sample the starting model on train tasks, judge, pair -------------------
+        samples_path, results_path = os.path.join(mining, "samples.jsonl"), os.path.join(mining, "results.jsonl")
+        params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
+                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        generate_samples(HFGenerator(model_path, chat=False), train_tasks, samples_path, params, progress=False)
+        verdicts = run_tests(train_tasks, read_samples(samples_path, train_tasks, extract=True), results_path,
+                             pool=pool, ks=(1,), progress=False)
+        rows = _mining_rows(samples_path, results_path, train_tasks)
+        pairs = [{**p, "source": "execution"} for p in mine_pairs(rows, max_pairs_per_task=cfg.max_pairs_per_task)]
+        mined = len(pairs)
+        if not pairs and cfg.reference_fallback:
+            pairs = reference_pairs(train_tasks, rows, max_pairs_per_task=1)
+        if not pairs:
+            why = "" if cfg.reference_fallback else " (reference_fallback=false)"
+            raise DataError(f"no preference pair: {len(rows)} mining samples gave no passing/failing pair{why}")
+        with open(os.path.join(mining, "pairs.jsonl"), "w", encoding="utf-8") as f:
+            for p in pairs:
+                f.write(json.dumps(p) + "\n")
+        mining_summary = {"samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
+                          "pairs": len(pairs), "pairs_from_references": len(pairs) - mined}
+        run.log({"mining": mining_summary}, step=0)
+
+        # --- train: TRL's DPOTrainer, checkpoints straight into the run directory -------
+        args = DPOConfig(
+            output_dir=run.path,  # checkpoint-<step>/ lands where RunDir.latest_checkpoint() looks
+            max_steps=cfg.max_steps,
+            per_device_train_batch_size=cfg.per_device_train_batch_size,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            learning_rate=cfg.learning_rate,
+            beta=cfg.beta,
+            max_length=cfg.max_length,
+            seed=cfg.seed,
+            use_cpu=on_cpu,
+            bf16=False if on_cpu else None,
+            fp16=False,
+            gradient_checkpointing=not on_cpu,  # saves GPU memory; on CPU it only costs time
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=cfg.save_steps,
+            report_to=cfg.report_to,
+            disable_tqdm=True,
+        )
+        peft_config = None
+        if cfg.lora:
+            try:
+                from peft import LoraConfig
+            except ImportError:
+                raise ImportError("lora=true needs peft: pip install peft") from None
+            peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
+                                     task_type="CAUSAL_LM")
+        dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
+        # ref_model=None: TRL loads a frozen copy of the starting model (or disables the adapter with LoRA)
+        trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset,
+                             peft_config=peft_config, callbacks=[_metrics_callback(run)])
+        result = trainer.train(resume_from_checkpoint=resume_from)
+
+        # --- save: a plain model (LoRA merged) that from_pretrained loads ----------------
+        final = os.path.join(run.path, "final")
+        model = trainer.model
+        if cfg.lora:
+            model = model.merge_and_unload()
+        model.save_pretrained(final)
+        trainer.processing_class.save_pretrained(final)
+
+        after = evaluate(final, "eval-after")
+        run.log({"eval_after": after}, step=trainer.state.global_step)
+    finally:
+        pool.close()
+        run.close()
+
+    trained = trainer.state.global_step - start_step  # 0 when a finished run is reopened
+    return {"run": run.path, "before": before, "after": after,
+            "train_loss": result.training_loss if trained else None, "steps": trainer.state.global_step,
+            "mining_samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
+            "pairs": len(pairs), "pairs_mined": mined, "pairs_from_references": len(pairs) - mined,
+            "resumed_from": os.path.basename(resume_from) if resume_from else None}
