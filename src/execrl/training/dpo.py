@@ -32,24 +32,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from execrl.errors import DataError
-from execrl.training.config import check_local_path, field_doc
+from execrl.training._common import (
+    RunConfig,
+    held_out_evaluator,
+    metrics_callback,
+    peft_config,
+    resolve_model,
+    save_final,
+    split_tasks,
+    trainer_settings,
+)
+from execrl.training.config import RunDir, field_doc
 
 __all__ = ["Config", "main", "reference_pairs"]
 
-REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 @dataclass
-class Config:
-    """Settings of the DPO recipe (defaults: the tiny local model on CPU, a few minutes)."""
+class Config(RunConfig):
+    """Settings of the DPO recipe (defaults: the tiny local model on CPU); the shared ones
+    (model, data, run directory, evaluation, LoRA) come from RunConfig."""
 
-    model: str = field_doc("tiny", "model to train: 'tiny' (built locally), a hub id or a local path")
-    benchmark: str = field_doc("execrl-basic", "benchmark whose tasks are split into train and held-out sets")
-    problems: str | None = field_doc(None, "problems file for the benchmark (None: its bundled copy)")
-    output_dir: str = field_doc("runs", "directory that holds run directories")
-    run_name: str | None = field_doc(None, "run directory name under output_dir (None: dpo-<timestamp>); reuse it to resume")
     limit: int | None = field_doc(40, "number of train tasks to mine pairs on (None: every task not held out)")
-    eval_tasks: int = field_doc(20, "number of held-out tasks evaluated before and after training")
     samples_per_task: int = field_doc(4, "completions sampled per train task for mining (at least 2)")
     temperature: float = field_doc(1.0, "sampling temperature of the mining samples (> 0, so they differ)")
     max_new_tokens: int = field_doc(64, "max new tokens per mining sample")
@@ -61,33 +65,18 @@ class Config:
     gradient_accumulation_steps: int = field_doc(1, "forward passes accumulated per optimizer step")
     learning_rate: float = field_doc(5e-4, "peak learning rate (linear decay); use ~5e-7..5e-6 for real models")
     max_length: int = field_doc(256, "tokens per sequence (prompt + chosen or rejected); longer ones are truncated")
-    seed: int = field_doc(0, "seed of the task split, the tiny model, sampling and training")
-    lora: bool = field_doc(False, "train a LoRA adapter (peft) instead of every weight; merged into final/")
-    lora_r: int = field_doc(16, "LoRA rank (with lora=true)")
-    lora_alpha: int = field_doc(32, "LoRA scaling alpha (with lora=true)")
-    eval_samples: int = field_doc(1, "samples per held-out task (n of pass@k)")
-    eval_temperature: float = field_doc(0.0, "sampling temperature of the evaluations (0: greedy)")
-    eval_max_new_tokens: int = field_doc(96, "max new tokens per evaluation sample")
     save_steps: int = field_doc(10, "save a checkpoint every this many steps (and at the end)")
-    report_to: str = field_doc("none", "extra trainer logging: none, tensorboard or wandb (metrics.jsonl is always written)")
 
     def validate(self) -> None:
-        check_local_path("model", self.model)
-        if self.problems is not None:
-            check_local_path("problems", self.problems)
-        positive = ("eval_samples", "eval_max_new_tokens", "max_new_tokens", "max_steps", "per_device_train_batch_size",
-                    "gradient_accumulation_steps", "save_steps", "lora_r", "lora_alpha")
-        for key in positive:
+        super().validate()
+        for key in ("max_new_tokens", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+                    "save_steps"):
             if getattr(self, key) < 1:
                 raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
         if self.samples_per_task < 2:
             raise DataError(f"samples_per_task={self.samples_per_task}: must be at least 2 (a pair needs two samples)")
-        if self.limit is not None and self.limit < 1:
-            raise DataError(f"limit={self.limit}: must be at least 1 (or none for every task)")
         if self.max_pairs_per_task is not None and self.max_pairs_per_task < 1:
             raise DataError(f"max_pairs_per_task={self.max_pairs_per_task}: must be at least 1 (or none)")
-        if self.eval_tasks < 0:
-            raise DataError(f"eval_tasks={self.eval_tasks}: must be 0 or more")
         if not self.beta > 0:
             raise DataError(f"beta={self.beta}: must be positive")
         if not self.temperature > 0:
@@ -96,10 +85,6 @@ class Config:
             raise DataError(f"learning_rate={self.learning_rate}: must be positive")
         if self.max_length < 16:
             raise DataError(f"max_length={self.max_length}: must be at least 16")
-        if self.eval_temperature < 0:
-            raise DataError(f"eval_temperature={self.eval_temperature}: must be 0 or more")
-        if self.report_to not in REPORT_TO:
-            raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
 
 
 def reference_pairs(tasks: dict[str, Any], samples: list[dict[str, Any]],
@@ -135,21 +120,8 @@ def _mining_rows(samples_path: str, results_path: str, tasks: dict[str, Any]) ->
             for s, r in zip(samples, results, strict=True) if s["completion"].strip()]
 
 
-def _metrics_callback(run: Any) -> Any:
-    """A TrainerCallback that appends every trainer log dict to ``metrics.jsonl``."""
-    from transformers import TrainerCallback
-
-    class ToMetrics(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
-            if logs and state.is_world_process_zero:
-                run.log(dict(logs), step=state.global_step)
-
-    return ToMetrics()
-
-
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     """Run the recipe; returns ``{"run", "before", "after", "pairs", "pairs_from_references", "train_loss", ...}``."""
-    import torch
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -158,8 +130,6 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.generation import SamplingParams, generate_samples
     from execrl.generation.hf import HFGenerator
     from execrl.sandbox import SandboxPool
-    from execrl.training._common import evaluate_model, resolve_model, split_tasks
-    from execrl.training.config import RunDir
     from execrl.training.pairs import mine_pairs
 
     # --- setup: run directory, model, task split -------------------------------------
@@ -168,21 +138,13 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
-    ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_samples)
-    on_cpu = not torch.cuda.is_available()
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
     mining = os.path.join(run.path, "mining")
     os.makedirs(mining, exist_ok=True)
 
     pool = SandboxPool()
     try:
-        def evaluate(model: str, name: str) -> dict[str, Any]:
-            if not held_out:
-                return {}
-            return evaluate_model(model, held_out, os.path.join(run.path, name), n=cfg.eval_samples,
-                                  temperature=cfg.eval_temperature, max_new_tokens=cfg.eval_max_new_tokens,
-                                  ks=ks, pool=pool, seed=cfg.seed, chat=False)
-
+        evaluate = held_out_evaluator(cfg, run, held_out, pool, chat=False)  # plain prompts, as mined
         before = evaluate(model_path, "eval-before")
         run.log({"eval_before": before}, step=0)
 
@@ -217,38 +179,18 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
             learning_rate=cfg.learning_rate,
             beta=cfg.beta,
             max_length=cfg.max_length,
-            seed=cfg.seed,
-            use_cpu=on_cpu,
-            bf16=False if on_cpu else None,
-            fp16=False,
-            gradient_checkpointing=not on_cpu,  # saves GPU memory; on CPU it only costs time
-            logging_steps=1,
             save_strategy="steps",
             save_steps=cfg.save_steps,
-            report_to=cfg.report_to,
-            disable_tqdm=True,
+            **trainer_settings(cfg),
         )
-        peft_config = None
-        if cfg.lora:
-            try:
-                from peft import LoraConfig
-            except ImportError:
-                raise ImportError("lora=true needs peft: pip install peft") from None
-            peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
-                                     task_type="CAUSAL_LM")
         dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
         # ref_model=None: TRL loads a frozen copy of the starting model (or disables the adapter with LoRA)
         trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset,
-                             peft_config=peft_config, callbacks=[_metrics_callback(run)])
+                             peft_config=peft_config(cfg), callbacks=[metrics_callback(run)])
         result = trainer.train(resume_from_checkpoint=resume_from)
 
         # --- save: a plain model (LoRA merged) that from_pretrained loads ----------------
-        final = os.path.join(run.path, "final")
-        model = trainer.model
-        if cfg.lora:
-            model = model.merge_and_unload()
-        model.save_pretrained(final)
-        trainer.processing_class.save_pretrained(final)
+        final = save_final(trainer, os.path.join(run.path, "final"), cfg.lora)
 
         after = evaluate(final, "eval-after")
         run.log({"eval_after": after}, step=trainer.state.global_step)

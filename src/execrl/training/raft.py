@@ -39,25 +39,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from execrl.errors import DataError
-from execrl.training.config import check_local_path, field_doc
+from execrl.training._common import (
+    RunConfig,
+    held_out_evaluator,
+    peft_config,
+    resolve_model,
+    save_final,
+    split_tasks,
+    trainer_settings,
+)
+from execrl.training.config import RunDir, field_doc
 
 __all__ = ["KEEP_RULES", "Config", "keep_programs", "main"]
 
 KEEP_RULES = ("passed", "best")
-REPORT_TO = ("none", "tensorboard", "wandb")
 
 
 @dataclass
-class Config:
-    """Settings of the RAFT recipe (defaults: the tiny local model on CPU, a few minutes)."""
+class Config(RunConfig):
+    """Settings of the RAFT recipe (defaults: the tiny local model on CPU); the shared ones
+    (model, data, run directory, evaluation, LoRA) come from RunConfig."""
 
-    model: str = field_doc("tiny", "model to start from: 'tiny' (built locally), a hub id or a local path")
-    benchmark: str = field_doc("execrl-basic", "benchmark whose tasks are split into train and held-out sets")
-    problems: str | None = field_doc(None, "problems file for the benchmark (None: its bundled copy)")
-    output_dir: str = field_doc("runs", "directory that holds run directories")
-    run_name: str | None = field_doc(None, "run directory name under output_dir (None: raft-<timestamp>); reuse it to resume")
     limit: int | None = field_doc(40, "number of train tasks sampled each round (None: every task not held out)")
-    eval_tasks: int = field_doc(20, "number of held-out tasks evaluated before and after training")
     rounds: int = field_doc(2, "sample -> keep -> fine-tune rounds")
     samples_per_task: int = field_doc(4, "samples per train task per round")
     temperature: float = field_doc(0.8, "sampling temperature of the train samples (0: greedy)")
@@ -70,39 +73,21 @@ class Config:
     gradient_accumulation_steps: int = field_doc(1, "forward passes accumulated per optimizer step")
     learning_rate: float = field_doc(1e-3, "peak learning rate per round (linear decay); use ~1e-5 for full fine-tuning of real models")
     max_length: int = field_doc(256, "tokens per example (prompt + completion); longer ones are truncated")
-    seed: int = field_doc(0, "seed of the task split, the tiny model, sampling (plus the round) and training")
-    lora: bool = field_doc(False, "train a LoRA adapter (peft) each round instead of every weight; merged into the round's model")
-    lora_r: int = field_doc(16, "LoRA rank (with lora=true)")
-    lora_alpha: int = field_doc(32, "LoRA scaling alpha (with lora=true)")
-    eval_samples: int = field_doc(1, "samples per held-out task (n of pass@k)")
-    eval_temperature: float = field_doc(0.0, "sampling temperature of the evaluations (0: greedy)")
-    eval_max_new_tokens: int = field_doc(96, "max new tokens per evaluation sample")
-    report_to: str = field_doc("none", "extra trainer logging: none, tensorboard or wandb (metrics.jsonl is always written)")
 
     def validate(self) -> None:
-        check_local_path("model", self.model)
-        if self.problems is not None:
-            check_local_path("problems", self.problems)
-        positive = ("rounds", "samples_per_task", "max_new_tokens", "steps_per_round", "per_device_train_batch_size",
-                    "gradient_accumulation_steps", "lora_r", "lora_alpha", "eval_samples", "eval_max_new_tokens")
-        for key in positive:
+        super().validate()
+        for key in ("rounds", "samples_per_task", "max_new_tokens", "steps_per_round", "per_device_train_batch_size",
+                    "gradient_accumulation_steps"):
             if getattr(self, key) < 1:
                 raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise DataError(f"limit={self.limit}: must be at least 1 (or none for every task)")
-        if self.eval_tasks < 0:
-            raise DataError(f"eval_tasks={self.eval_tasks}: must be 0 or more")
         if self.keep not in KEEP_RULES:
             raise DataError(f"keep={self.keep!r}: choose one of {', '.join(KEEP_RULES)}")
         if not self.learning_rate > 0:
             raise DataError(f"learning_rate={self.learning_rate}: must be positive")
         if self.max_length < 16:
             raise DataError(f"max_length={self.max_length}: must be at least 16")
-        for key in ("temperature", "eval_temperature"):
-            if getattr(self, key) < 0:
-                raise DataError(f"{key}={getattr(self, key)}: must be 0 or more")
-        if self.report_to not in REPORT_TO:
-            raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
+        if self.temperature < 0:
+            raise DataError(f"temperature={self.temperature}: must be 0 or more")
 
 
 def _completion(prompt: str, program: str) -> str:
@@ -164,7 +149,6 @@ def _save_model(src: str, dest: str) -> None:
 
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     """Run the recipe; returns ``{"run", "before", "after", "rounds", "kept_per_round", ...}``."""
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -173,8 +157,6 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.generation import SamplingParams, generate_samples
     from execrl.generation.hf import HFGenerator
     from execrl.sandbox import SandboxPool
-    from execrl.training._common import evaluate_model, resolve_model, split_tasks
-    from execrl.training.config import RunDir
 
     # --- setup: run directory, model, task split -------------------------------------
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="raft", force_new=force_new)
@@ -183,20 +165,13 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out {cfg.eval_tasks}")
     references = {(t.task_id, t.reference) for t in train_tasks.values() if t.reference} if cfg.include_references else set()
-    ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_samples)
-    on_cpu = not torch.cuda.is_available()
     # No checkpoint-<step>/ lives in the run directory, so a resumed RunDir has dropped every
     # metric line after step 0; finished rounds replay theirs from round.json below.
     logged_before = any("eval_before" in r for r in run.read_metrics())
 
     pool = SandboxPool()
     try:
-        def evaluate(model: str, name: str) -> dict[str, Any]:
-            if not held_out:
-                return {}
-            return evaluate_model(model, held_out, os.path.join(run.path, name), n=cfg.eval_samples,
-                                  temperature=cfg.eval_temperature, max_new_tokens=cfg.eval_max_new_tokens,
-                                  ks=ks, pool=pool, seed=cfg.seed, chat=False)
+        evaluate = held_out_evaluator(cfg, run, held_out, pool, chat=False)  # plain prompts, as trained
 
         before = evaluate(model_path, "eval-before")
         if not logged_before:
@@ -257,39 +232,22 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
                     learning_rate=cfg.learning_rate,
                     max_length=cfg.max_length,
                     completion_only_loss=True,
-                    seed=cfg.seed + r,
-                    use_cpu=on_cpu,
-                    bf16=False if on_cpu else None,
-                    fp16=False,
-                    gradient_checkpointing=not on_cpu,
-                    logging_steps=1,
                     save_strategy="no",  # a round is the unit of resumption: its model is saved below
-                    report_to=cfg.report_to,
-                    disable_tqdm=True,
+                    **{**trainer_settings(cfg), "seed": cfg.seed + r},
                 )
-                peft_config = None
-                if cfg.lora:
-                    try:
-                        from peft import LoraConfig
-                    except ImportError:
-                        raise ImportError("lora=true needs peft: pip install peft") from None
-                    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear",
-                                             task_type="CAUSAL_LM")
                 trainer = SFTTrainer(model=current, args=args, train_dataset=Dataset.from_list(pairs),
-                                     peft_config=peft_config, callbacks=[_metrics_callback(log, step)])
+                                     peft_config=peft_config(cfg), callbacks=[_metrics_callback(log, step)])
                 result = trainer.train()
-                model = trainer.model.merge_and_unload() if cfg.lora else trainer.model
                 out, tmp = os.path.join(rdir, "model"), os.path.join(rdir, "model.tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
-                model.save_pretrained(tmp)
-                trainer.processing_class.save_pretrained(tmp)
+                save_final(trainer, tmp, cfg.lora)
                 shutil.rmtree(out, ignore_errors=True)
                 os.replace(tmp, out)
                 shutil.rmtree(args.output_dir, ignore_errors=True)
                 info.update(trained=True, train_loss=result.training_loss, steps=trainer.state.global_step, model=out)
                 step += trainer.state.global_step
                 current = out
-                del trainer, model
+                del trainer  # free the round's weights before the next one loads
             log({"round": {k: v for k, v in info.items() if k != "model"}}, step)
             tmp = done_path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
