@@ -7,20 +7,18 @@ printed summary; bad configs must fail with one line and exit status 2 before an
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-EXECRL = shutil.which("execrl") or os.path.join(os.path.dirname(sys.executable), "execrl")
+from tests.training._cli import assert_config_error
+from tests.training._cli import train as train_recipe
 
 
 def train(*args, cwd=None):
-    return subprocess.run([EXECRL, "train", "grpo", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return train_recipe("grpo", *args, cwd=cwd)
 
 
 def test_two_step_smoke_run(tmp_path):
@@ -61,15 +59,4 @@ def test_two_step_smoke_run(tmp_path):
     ],
 )
 def test_bad_config_is_one_line(tmp_path, overrides, expected):
-    p = train(*overrides, f"output_dir={tmp_path}", cwd=tmp_path)
-    assert p.returncode == 2, p.stderr
-    assert p.stderr.strip().count("\n") == 0 and expected in p.stderr and "Traceback" not in p.stderr
-    assert os.listdir(tmp_path) == []  # failed before any work: no run directory
-
-
-def test_help_lists_the_fields():
-    p = train("--help")
-    assert p.returncode == 0, p.stderr
-    for field in ("model:", "rewards:", "reward_weights:", "num_generations:", "beta:", "lora:", "save_steps:"):
-        assert field in p.stdout, field
-    assert "execrl train grpo" in p.stdout
+    assert_config_error("grpo", overrides, [expected], tmp_path)

@@ -6,24 +6,21 @@ that stop before any work)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 
 import pytest
 
 for _mod in ("torch", "transformers", "trl", "datasets"):
     pytest.importorskip(_mod)
 
-from execrl.training.raft import Config, keep_programs  # noqa: E402 - after the skips
+from execrl.training.raft import keep_programs  # noqa: E402 - after the skips
+from tests.training._cli import assert_config_error, train  # noqa: E402
 
-EXECRL = shutil.which("execrl") or os.path.join(os.path.dirname(sys.executable), "execrl")
 SMOKE = ("limit=4", "eval_tasks=2", "samples_per_task=2", "steps_per_round=1", "max_new_tokens=16",
          "eval_max_new_tokens=16", "include_references=true", "run_name=smoke")
 
 
 def run(*args):
-    return subprocess.run([EXECRL, "train", "raft", *args], capture_output=True, text=True, timeout=300)
+    return train("raft", *args)
 
 
 def summary(p):
@@ -132,20 +129,5 @@ def test_keep_rules():
     ("samples_per_task=0", ["samples_per_task", "at least 1"]),
 ])
 def test_bad_config_fails_with_one_line_before_any_work(tmp_path, override, words):
-    t0 = time.perf_counter()
-    p = run(override, f"output_dir={tmp_path}")
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and all(w in lines[0] for w in words), p.stderr
-    assert os.listdir(tmp_path) == []
-    assert time.perf_counter() - t0 < 20
+    assert_config_error("raft", [override], words, tmp_path)
 
-
-def test_help_lists_every_field_with_its_doc():
-    import dataclasses
-
-    p = run("--help")
-    assert p.returncode == 0, p.stderr
-    assert "execrl train raft" in p.stdout
-    for f in dataclasses.fields(Config):
-        assert f"  {f.name}:" in p.stdout and f.metadata["help"] in p.stdout, f.name

@@ -5,23 +5,19 @@ config errors that stop before any work)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 
 import pytest
 
 for _mod in ("torch", "transformers", "trl", "datasets"):
     pytest.importorskip(_mod)
 
-from execrl.training.sft import Config  # noqa: E402 - after the skips
+from tests.training._cli import assert_config_error, train  # noqa: E402
 
-EXECRL = shutil.which("execrl") or os.path.join(os.path.dirname(sys.executable), "execrl")
 SMOKE = ("max_steps=2", "limit=6", "eval_tasks=2", "eval_max_new_tokens=16", "save_steps=1", "run_name=smoke")
 
 
 def run(*args):
-    return subprocess.run([EXECRL, "train", "sft", *args], capture_output=True, text=True, timeout=300)
+    return train("sft", *args)
 
 
 def summary(p):
@@ -84,20 +80,5 @@ def test_rerun_resumes_from_the_latest_checkpoint(smoke):
     ("report_to=mlflow", ["report_to", "tensorboard"]),
 ])
 def test_bad_config_fails_with_one_line_before_any_work(tmp_path, override, words):
-    t0 = time.perf_counter()
-    p = run(override, f"output_dir={tmp_path}")
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and all(w in lines[0] for w in words), p.stderr
-    assert os.listdir(tmp_path) == []  # no run directory, no model
-    assert time.perf_counter() - t0 < 20
+    assert_config_error("sft", [override], words, tmp_path)
 
-
-def test_help_lists_every_field_with_its_doc():
-    import dataclasses
-
-    p = run("--help")
-    assert p.returncode == 0, p.stderr
-    assert "execrl train sft" in p.stdout
-    for f in dataclasses.fields(Config):
-        assert f"  {f.name}:" in p.stdout and f.metadata["help"] in p.stdout, f.name
