@@ -150,3 +150,22 @@ def test_train_unknown_recipe_is_one_line():
     p = run("train", "nope")
     assert p.returncode == 2 and "unknown recipe 'nope'; choose one of: sft, dpo, grpo, raft" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_task_filters_apply_to_a_samples_file_covering_more_tasks(tmp_path):
+    """Found on rereading: samples were checked against the filtered tasks, so a samples file
+    for the whole benchmark was refused as soon as --limit or --tasks was given."""
+    from execrl.tasks import humaneval
+
+    tasks = humaneval.load()
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": t, "completion": v.reference[len(v.prompt):]}) + "\n"
+                               for t, v in tasks.items()))
+    out = tmp_path / "r.jsonl"
+    p = run("eval", "--benchmark", "humaneval", "--samples", str(samples), "--out", str(out), "--limit", "3",
+            "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(x)["task_id"] for x in out.read_text().splitlines()] == list(tasks)[:3]
+    samples.write_text(json.dumps({"task_id": "HumanEval/9999", "completion": ""}) + "\n")
+    p = run("eval", "--benchmark", "humaneval", "--samples", str(samples), "--out", str(out), "--limit", "3")
+    assert p.returncode == 2 and "unknown task_id 'HumanEval/9999'" in p.stderr

@@ -125,13 +125,15 @@ def eval_cmd(benchmark, problems, samples, model, out, timeout, memory_mb, worke
         benchmark = "humaneval" if samples == "reference" or model else None
         if benchmark is None:
             raise DataError("give --problems FILE or --benchmark NAME")
-    tasks = select_tasks(load_benchmark(benchmark or "humaneval", problems), limit, task_filter)
+    all_tasks = load_benchmark(benchmark or "humaneval", problems)
+    tasks = select_tasks(all_tasks, limit, task_filter)
     if model is not None:
         samples = os.path.splitext(out)[0] + ".samples.jsonl"
         _generate(model, tasks, samples, n, temperature, top_p, max_new_tokens, stop, seed, chat, batch_size,
                   progress=not no_progress)
         extract = True  # raw model text: fences, prose and demo code are common
-    rows = reference_samples(tasks) if samples == "reference" else read_samples(samples, tasks, extract=extract)
+    # samples are checked against the whole benchmark (an unknown id is an error), then filtered
+    rows = reference_samples(tasks) if samples == "reference" else read_samples(samples, all_tasks, extract=extract)
     if samples != "reference":
         rows = [r for r in rows if r.task_id in tasks]
         if not rows:
