@@ -268,3 +268,17 @@ def test_solution_class_methods_are_callable(pool):
            "            if target - x in seen:\n                return [seen[target - x], i]\n            seen[x] = i\n"
     [v] = pool.run([Run(prog, [CallCase("twoSum", [[2, 7, 11], 9], [0, 1]), CallCase("twoSum", [[3, 3], 6], [0, 1])])])
     assert v.passed, v
+
+
+def test_a_batch_abandoned_midway_does_not_leak_answers_into_the_next():
+    """Found on rereading the pool: jobs still in flight when a caller stopped iterating
+    answered later, and were matched to the next batch's runs."""
+    slow = [Run(f"import time\ndef f():\n    time.sleep(0.3)\n    return {i}\n", [CallCase("f", [], i)], id=f"old{i}")
+            for i in range(6)]
+    with SandboxPool(workers=2) as p:
+        it = p.run_iter(slow)
+        next(it)
+        it.close()  # abandoned with jobs in flight
+        fresh = [Run(f"def f():\n    return {i}\n", [CallCase("f", [], i)], id=f"new{i}") for i in range(6)]
+        vs = p.run(fresh)
+        assert [v.id for v in vs] == [r.id for r in fresh] and all(v.passed for v in vs), vs

@@ -312,6 +312,10 @@ class SandboxPool:
 
     def _run_iter(self, runs: Sequence[Run], progress: bool | str) -> Iterator[tuple[int, Verdict]]:
         self.start()
+        for w in list(self._workers):
+            if w.inflight:  # left by a batch abandoned midway: its late answers must not reach this one
+                w.inflight.clear()
+                self._replace(w)
         jobs = [_encode_run(r, self.mode == "inline") for r in runs]
         frames = [_codec.frame(j) for j in jobs]
         budgets = [_budget(j) for j in jobs]
