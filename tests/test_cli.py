@@ -148,7 +148,7 @@ def test_generate_bad_model_spec_is_one_line(tmp_path):
 
 def test_train_unknown_recipe_is_one_line():
     p = run("train", "nope")
-    assert p.returncode == 2 and "unknown recipe 'nope'; choose one of: sft, dpo, grpo, raft" in p.stderr
+    assert p.returncode == 2 and "unknown recipe 'nope'; choose one of: sft, dpo, grpo, raft, rloo, reward_model" in p.stderr
     assert "Traceback" not in p.stderr
 
 

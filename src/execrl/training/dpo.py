@@ -44,7 +44,7 @@ from execrl.training._common import (
 )
 from execrl.training.config import RunDir, field_doc
 
-__all__ = ["Config", "main", "reference_pairs"]
+__all__ = ["Config", "main", "mine_preference_pairs", "reference_pairs"]
 
 
 
@@ -120,17 +120,51 @@ def _mining_rows(samples_path: str, results_path: str, tasks: dict[str, Any]) ->
             for s, r in zip(samples, results, strict=True) if s["completion"].strip()]
 
 
+def mine_preference_pairs(cfg: Any, run: RunDir, model_path: str, tasks: dict[str, Any], pool: Any,
+                          name: str = "mining", required: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Sample ``model_path`` on ``tasks`` (``cfg.samples_per_task`` completions at
+    ``cfg.temperature``, plain prompts), judge them in the sandbox and pair each passing
+    completion with the most similar failing one; with ``cfg.reference_fallback`` and no
+    mined pair, references are paired with failures instead (:func:`reference_pairs`).
+    Files go under ``<run>/<name>/`` (samples and verdicts resumable, ``pairs.jsonl``).
+    Returns ``(pairs, summary)``, summary = ``{"samples", "mining_pass@1", "pairs",
+    "pairs_mined", "pairs_from_references"}``; no pair raises DataError when ``required``."""
+    from execrl.evaluation import evaluate as run_tests
+    from execrl.evaluation import read_samples
+    from execrl.generation import SamplingParams, generate_samples
+    from execrl.generation.hf import HFGenerator
+    from execrl.training.pairs import mine_pairs
+
+    mining = os.path.join(run.path, name)
+    os.makedirs(mining, exist_ok=True)
+    samples_path, results_path = os.path.join(mining, "samples.jsonl"), os.path.join(mining, "results.jsonl")
+    params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
+                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    generate_samples(HFGenerator(model_path, chat=False), tasks, samples_path, params, progress=False)
+    verdicts = run_tests(tasks, read_samples(samples_path, tasks, extract=True), results_path,
+                         pool=pool, ks=(1,), progress=False)
+    rows = _mining_rows(samples_path, results_path, tasks)
+    pairs = [{**p, "source": "execution"} for p in mine_pairs(rows, max_pairs_per_task=cfg.max_pairs_per_task)]
+    mined = len(pairs)
+    if not pairs and cfg.reference_fallback:
+        pairs = reference_pairs(tasks, rows, max_pairs_per_task=1)
+    if not pairs and required:
+        why = "" if cfg.reference_fallback else " (reference_fallback=false)"
+        raise DataError(f"no preference pair: {len(rows)} mining samples gave no passing/failing pair{why}")
+    with open(os.path.join(mining, "pairs.jsonl"), "w", encoding="utf-8") as f:
+        for p in pairs:
+            f.write(json.dumps(p) + "\n")
+    summary = {"samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
+               "pairs": len(pairs), "pairs_mined": mined, "pairs_from_references": len(pairs) - mined}
+    return pairs, summary
+
+
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     """Run the recipe; returns ``{"run", "before", "after", "pairs", "pairs_from_references", "train_loss", ...}``."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from execrl.evaluation import evaluate as run_tests
-    from execrl.evaluation import read_samples
-    from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation.hf import HFGenerator
     from execrl.sandbox import SandboxPool
-    from execrl.training.pairs import mine_pairs
 
     # --- setup: run directory, model, task split -------------------------------------
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="dpo", force_new=force_new)
@@ -139,8 +173,6 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
-    mining = os.path.join(run.path, "mining")
-    os.makedirs(mining, exist_ok=True)
 
     pool = SandboxPool()
     try:
@@ -149,25 +181,8 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         run.log({"eval_before": before}, step=0)
 
         # --- mine: sample the starting model on train tasks, judge, pair -------------------
-        samples_path, results_path = os.path.join(mining, "samples.jsonl"), os.path.join(mining, "results.jsonl")
-        params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
-                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-        generate_samples(HFGenerator(model_path, chat=False), train_tasks, samples_path, params, progress=False)
-        verdicts = run_tests(train_tasks, read_samples(samples_path, train_tasks, extract=True), results_path,
-                             pool=pool, ks=(1,), progress=False)
-        rows = _mining_rows(samples_path, results_path, train_tasks)
-        pairs = [{**p, "source": "execution"} for p in mine_pairs(rows, max_pairs_per_task=cfg.max_pairs_per_task)]
-        mined = len(pairs)
-        if not pairs and cfg.reference_fallback:
-            pairs = reference_pairs(train_tasks, rows, max_pairs_per_task=1)
-        if not pairs:
-            why = "" if cfg.reference_fallback else " (reference_fallback=false)"
-            raise DataError(f"no preference pair: {len(rows)} mining samples gave no passing/failing pair{why}")
-        with open(os.path.join(mining, "pairs.jsonl"), "w", encoding="utf-8") as f:
-            for p in pairs:
-                f.write(json.dumps(p) + "\n")
-        mining_summary = {"samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
-                          "pairs": len(pairs), "pairs_from_references": len(pairs) - mined}
+        pairs, mining_summary = mine_preference_pairs(cfg, run, model_path, train_tasks, pool)
+        mined = mining_summary["pairs_mined"]
         run.log({"mining": mining_summary}, step=0)
 
         # --- train: TRL's DPOTrainer, checkpoints straight into the run directory -------
@@ -201,6 +216,6 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     trained = trainer.state.global_step - start_step  # 0 when a finished run is reopened
     return {"run": run.path, "before": before, "after": after,
             "train_loss": result.training_loss if trained else None, "steps": trainer.state.global_step,
-            "mining_samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
+            "mining_samples": mining_summary["samples"], "mining_pass@1": mining_summary["mining_pass@1"],
             "pairs": len(pairs), "pairs_mined": mined, "pairs_from_references": len(pairs) - mined,
             "resumed_from": os.path.basename(resume_from) if resume_from else None}

@@ -15,6 +15,8 @@ RECIPES: dict[str, str] = {
     "dpo": "execrl.training.dpo",
     "grpo": "execrl.training.grpo",
     "raft": "execrl.training.raft",
+    "rloo": "execrl.training.rloo",
+    "reward_model": "execrl.training.reward_model",
 }
 
 
