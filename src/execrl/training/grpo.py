@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from execrl.errors import DataError
 from execrl.training._common import (
@@ -90,6 +90,8 @@ class Config(RunConfig):
     eval_max_new_tokens: int = field_doc(64, "max new tokens per evaluation sample")
     save_steps: int = field_doc(0, "save a resumable checkpoint-<step> every this many steps (0: none)")
 
+    GROUP_WHY: ClassVar[str] = "GRPO compares answers within a group"
+
     def validate(self) -> None:
         super().validate()
         unknown = [r for r in self.rewards if r not in REWARDS]
@@ -100,7 +102,7 @@ class Config(RunConfig):
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise DataError(f"reward_weights: {len(self.reward_weights)} weights for {len(self.rewards)} rewards")
         if self.num_generations < 2:
-            raise DataError("num_generations must be at least 2 (GRPO compares answers within a group)")
+            raise DataError(f"num_generations must be at least 2 ({self.GROUP_WHY})")
         if self.per_device_train_batch_size % self.num_generations:
             raise DataError(f"per_device_train_batch_size={self.per_device_train_batch_size} must be a multiple "
                             f"of num_generations={self.num_generations}")
@@ -116,10 +118,8 @@ def build_rewards(names: list[str], pool: Any) -> list[Any]:
     return [REWARDS[name](pool) for name in names]
 
 
-def _grpo_args(cfg: Config, run: RunDir) -> Any:
-    from trl import GRPOConfig
-
-    return GRPOConfig(
+def _trainer_args(cfg: Config, run: RunDir, config_cls: Any, extra: dict[str, Any]) -> Any:
+    return config_cls(
         output_dir=run.path,  # HF writes checkpoint-<step>/ here, where RunDir looks for them
         num_generations=cfg.num_generations,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
@@ -131,6 +131,7 @@ def _grpo_args(cfg: Config, run: RunDir) -> Any:
         reward_weights=cfg.reward_weights,
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
+        **extra,
         **trainer_settings(cfg),
     )
 
@@ -138,14 +139,21 @@ def _grpo_args(cfg: Config, run: RunDir) -> Any:
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     """Run GRPO as ``cfg`` says; the summary: run directory, pass@k before and after, the
     mean reward of the first and last logged step, and the sandbox errors of the rewards."""
+    return train_online(cfg, "grpo", "GRPOTrainer", "GRPOConfig", {}, force_new)
+
+
+def train_online(cfg: Config, recipe: str, trainer_name: str, config_name: str, extra: dict[str, Any],
+                 force_new: bool = False) -> dict[str, Any]:
+    """The online-RL loop GRPO and RLOO share (they differ in TRL's trainer and its config):
+    sample groups of answers per task, reward them in the sandbox, update."""
+    import trl
     from datasets import Dataset
-    from trl import GRPOTrainer
 
     from execrl.rewards import task_rows
     from execrl.sandbox import SandboxPool
 
     # -- setup
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="grpo", force_new=force_new)
+    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe=recipe, force_new=force_new)
     model = resolve_model(cfg.model, run, cfg.seed)
     train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
     if not train:
@@ -156,11 +164,11 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         evaluate = held_out_evaluator(cfg, run, held, pool, chat=cfg.chat)
         before = evaluate(model, "eval-before")
         rewards = build_rewards(cfg.rewards, pool)
-        trainer = GRPOTrainer(
+        trainer = getattr(trl, trainer_name)(
             model=model,
             reward_funcs=rewards,
             train_dataset=Dataset.from_list(task_rows(train, chat=cfg.chat)),
-            args=_grpo_args(cfg, run),
+            args=_trainer_args(cfg, run, getattr(trl, config_name), extra),
             peft_config=peft_config(cfg),
             callbacks=[metrics_callback(run)],
         )
