@@ -49,9 +49,9 @@ __all__ = ["Config", "main", "mine_preference_pairs", "reference_pairs"]
 
 
 @dataclass
-class Config(RunConfig):
-    """Settings of the DPO recipe (defaults: the tiny local model on CPU); the shared ones
-    (model, data, run directory, evaluation, LoRA) come from RunConfig."""
+class PreferenceConfig(RunConfig):
+    """What recipes trained on execution-mined preference pairs share (DPO, the reward model):
+    mining and training settings on top of RunConfig's."""
 
     limit: int | None = field_doc(40, "number of train tasks to mine pairs on (None: every task not held out)")
     samples_per_task: int = field_doc(4, "completions sampled per train task for mining (at least 2)")
@@ -59,7 +59,6 @@ class Config(RunConfig):
     max_new_tokens: int = field_doc(64, "max new tokens per mining sample")
     max_pairs_per_task: int | None = field_doc(None, "most pairs kept per task (None: as many as the samples give)")
     reference_fallback: bool = field_doc(True, "when execution gives no pair, pair each reference (chosen) with its most similar failing sample")
-    beta: float = field_doc(0.1, "DPO beta: how far the policy may move from the reference model (higher: less)")
     max_steps: int = field_doc(30, "optimizer steps to train")
     per_device_train_batch_size: int = field_doc(4, "pairs per device per forward pass")
     gradient_accumulation_steps: int = field_doc(1, "forward passes accumulated per optimizer step")
@@ -77,14 +76,25 @@ class Config(RunConfig):
             raise DataError(f"samples_per_task={self.samples_per_task}: must be at least 2 (a pair needs two samples)")
         if self.max_pairs_per_task is not None and self.max_pairs_per_task < 1:
             raise DataError(f"max_pairs_per_task={self.max_pairs_per_task}: must be at least 1 (or none)")
-        if not self.beta > 0:
-            raise DataError(f"beta={self.beta}: must be positive")
         if not self.temperature > 0:
             raise DataError(f"temperature={self.temperature}: must be positive (mining needs different samples)")
         if not self.learning_rate > 0:
             raise DataError(f"learning_rate={self.learning_rate}: must be positive")
         if self.max_length < 16:
             raise DataError(f"max_length={self.max_length}: must be at least 16")
+
+
+@dataclass
+class Config(PreferenceConfig):
+    """Settings of the DPO recipe (defaults: the tiny local model on CPU); the shared ones
+    (model, data, run directory, evaluation, LoRA, mining, training) come from PreferenceConfig."""
+
+    beta: float = field_doc(0.1, "DPO beta: how far the policy may move from the reference model (higher: less)")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.beta > 0:
+            raise DataError(f"beta={self.beta}: must be positive")
 
 
 def reference_pairs(tasks: dict[str, Any], samples: list[dict[str, Any]],

@@ -32,7 +32,6 @@ from typing import Any
 
 from execrl.errors import DataError
 from execrl.training._common import (
-    RunConfig,
     metrics_callback,
     peft_config,
     resolve_model,
@@ -41,46 +40,25 @@ from execrl.training._common import (
     trainer_settings,
 )
 from execrl.training.config import RunDir, field_doc
-from execrl.training.dpo import mine_preference_pairs
+from execrl.training.dpo import PreferenceConfig, mine_preference_pairs
 
 __all__ = ["Config", "main", "pairwise_accuracy"]
 
 
 @dataclass
-class Config(RunConfig):
+class Config(PreferenceConfig):
     """Settings of the reward-model recipe (defaults: the tiny local model on CPU, about a
-    minute); the shared ones (model, data, run directory, LoRA) come from RunConfig."""
+    minute); the shared ones (model, data, run directory, LoRA, mining, training) come from
+    dpo.PreferenceConfig. Only the defaults and docs that differ are restated here."""
 
     limit: int | None = field_doc(None, "number of train tasks to mine pairs on (None: every task not held out)")
     eval_tasks: int = field_doc(40, "held-out tasks whose pairs measure pairwise accuracy (0: none)")
     samples_per_task: int = field_doc(4, "completions sampled per task for mining (at least 2)")
-    temperature: float = field_doc(1.0, "sampling temperature of the mining samples (> 0, so they differ)")
     max_new_tokens: int = field_doc(48, "max new tokens per mining sample")
-    max_pairs_per_task: int | None = field_doc(None, "most pairs kept per task (None: as many as the samples give)")
-    reference_fallback: bool = field_doc(True, "when execution gives no pair, pair each reference (chosen) with its most similar failing sample")
     max_steps: int = field_doc(100, "optimizer steps to train")
-    per_device_train_batch_size: int = field_doc(4, "pairs per device per forward pass")
-    gradient_accumulation_steps: int = field_doc(1, "forward passes accumulated per optimizer step")
     learning_rate: float = field_doc(5e-4, "peak learning rate (linear decay); use ~1e-6..1e-5 for real models")
     max_length: int = field_doc(256, "tokens per sequence (prompt + chosen or rejected); longer training pairs are dropped")
     save_steps: int = field_doc(50, "save a checkpoint every this many steps (and at the end)")
-
-    def validate(self) -> None:
-        super().validate()
-        for key in ("max_new_tokens", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
-                    "save_steps"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
-        if self.samples_per_task < 2:
-            raise DataError(f"samples_per_task={self.samples_per_task}: must be at least 2 (a pair needs two samples)")
-        if self.max_pairs_per_task is not None and self.max_pairs_per_task < 1:
-            raise DataError(f"max_pairs_per_task={self.max_pairs_per_task}: must be at least 1 (or none)")
-        if not self.temperature > 0:
-            raise DataError(f"temperature={self.temperature}: must be positive (mining needs different samples)")
-        if not self.learning_rate > 0:
-            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
-        if self.max_length < 16:
-            raise DataError(f"max_length={self.max_length}: must be at least 16")
 
 
 def pairwise_accuracy(model: Any, tokenizer: Any, pairs: list[dict[str, Any]], max_length: int) -> float | None:
