@@ -1,4 +1,5 @@
-"""The RLOO recipe as a user runs it: ``execrl train rloo`` in a subprocess.
+"""The online-RL recipes (GRPO and RLOO share one loop) as a user runs them:
+``execrl train grpo`` / ``execrl train rloo`` in a subprocess.
 
 A 2-step CPU smoke run on the tiny local model checks the run directory (config, per-step
 metrics with TRL's and execrl's reward statistics, final model, before/after evaluation) and the
@@ -13,16 +14,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from tests.training._cli import assert_config_error
-from tests.training._cli import train as train_recipe
+from tests.training._cli import assert_config_error, train
+
+RECIPES = ["grpo", "rloo"]
 
 
-def train(*args, cwd=None):
-    return train_recipe("rloo", *args, cwd=cwd)
-
-
-def test_two_step_smoke_run(tmp_path):
-    p = train("max_steps=2", "limit=4", "eval_tasks=2", "eval_max_new_tokens=16", f"output_dir={tmp_path}",
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_two_step_smoke_run(tmp_path, recipe):
+    p = train(recipe, "max_steps=2", "limit=4", "eval_tasks=2", "eval_max_new_tokens=16", f"output_dir={tmp_path}",
               "run_name=smoke")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout.strip().splitlines()[-1])
@@ -38,7 +37,8 @@ def test_two_step_smoke_run(tmp_path):
         assert -1.0 <= r["rewards/coderl/mean"] <= 1.0
         assert r["execrl/coderl/sandbox_errors"] == 0.0
         assert "execrl/coderl/pass_rate" in r and "reward" in r
-        assert "kl" not in r  # beta=0 by default: no reference model
+        if recipe == "rloo":
+            assert "kl" not in r  # beta=0 by default: no reference model
 
     assert (run / "final" / "config.json").exists()
     assert any(name.endswith(".safetensors") for name in os.listdir(run / "final"))
@@ -60,5 +60,6 @@ def test_two_step_smoke_run(tmp_path):
         (["rewards=pass_all,syntax", "reward_weights=1.0"], "1 weights for 2 rewards"),
     ],
 )
-def test_bad_config_is_one_line(tmp_path, overrides, expected):
-    assert_config_error("rloo", overrides, [expected], tmp_path)
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_bad_config_is_one_line(tmp_path, recipe, overrides, expected):
+    assert_config_error(recipe, overrides, [expected], tmp_path)
