@@ -53,7 +53,13 @@ def build_tokenizer(texts: list[str], vocab_size: int = 400) -> Any:
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts``, with a chat template."""
     _, transformers, tokenizers = _imports()
     bpe = tokenizers.Tokenizer(tokenizers.models.BPE())
-    bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Newlines are tokens of their own, so a prompt ending in "\n" tokenizes as the same
+    # prefix it is inside a whole program (byte-level BPE would otherwise merge "\n" with the
+    # next line's indent, and a model would never have seen a prompt's last token).
+    bpe.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([
+        tokenizers.pre_tokenizers.Split("\n", behavior="isolated"),
+        tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False),
+    ])
     bpe.decoder = tokenizers.decoders.ByteLevel()
     trainer = tokenizers.trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
@@ -94,21 +100,52 @@ def pretrain(model: Any, tokenizer: Any, texts: list[str], steps: int = 40, batc
                                       add_generation_prompt=True) + t
         for t in texts[:40] if t.startswith("def ") and "(" in t
     ]
-    ids = [tokenizer.encode(d, add_special_tokens=False) + [tokenizer.eos_token_id] for d in docs + chats]
+    return train_lm(model, tokenizer, docs + chats, steps=steps, batch_size=batch_size, lr=lr, seed=seed)[-1]
+
+
+def train_lm(model: Any, tokenizer: Any, documents: list[str], steps: int, batch_size: int = 8, lr: float = 1e-2,
+             seed: int = 0, warmup: int = 0, decay: bool = False, clip: float | None = None,
+             progress: bool = False) -> list[float]:
+    """Causal-LM training on whole ``documents`` (each ends with EOS), cycling through them in
+    a seeded order: AdamW, ``warmup`` steps of linear warm-up, then a constant learning rate or,
+    with ``decay``, a linear decay to 5 % of it. Returns the loss of every step."""
+    torch, _, _ = _imports()
+    ids = [tokenizer.encode(d, add_special_tokens=False) + [tokenizer.eos_token_id] for d in documents]
     random.Random(seed).shuffle(ids)
+    torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
+
+    def factor(step: int) -> float:
+        rise = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        return rise * (max(0.05, 1.0 - step / steps) if decay else 1.0)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     model.train()
-    loss = torch.tensor(float("nan"))
+    losses = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="pre-training", unit="step")
     for step in range(steps):
         batch = tokenizer.pad({"input_ids": [ids[(step * batch_size + j) % len(ids)] for j in range(batch_size)]},
                               return_tensors="pt")
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         loss = model(**batch, labels=labels).loss
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
+        sched.step()
         opt.zero_grad()
+        losses.append(float(loss.item()))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    if bar is not None:
+        bar.close()
     model.eval()
-    return float(loss.item())
+    return losses
 
 
 def make_tiny_model(out_dir: str, texts: list[str] | None = None, steps: int = 40, seed: int = 0) -> tuple[str, float]:
