@@ -30,15 +30,17 @@ def resolve_model(spec: str, run: RunDir, seed: int = 0) -> str:
 
 
 def split_tasks(benchmark: str, problems: str | None, eval_tasks: int, seed: int,
-                limit: int | None = None) -> tuple[dict[str, Task], dict[str, Task]]:
-    """(train, held-out) tasks: a seeded shuffle, the last ``eval_tasks`` held out."""
+                limit: int | None = None, skip: int = 0) -> tuple[dict[str, Task], dict[str, Task]]:
+    """(train, held-out) tasks from one seeded shuffle: the last ``eval_tasks`` are held out
+    whatever ``limit`` and ``skip`` say, so runs that train on different tasks of a benchmark
+    are measured on the same held-out ones; train is the rest, less its first ``skip``, at
+    most ``limit``."""
     tasks = load_benchmark(benchmark, problems)
     ids = sorted(tasks)
     random.Random(seed).shuffle(ids)
-    if limit is not None:
-        ids = ids[: limit + eval_tasks]
-    held = ids[len(ids) - eval_tasks :] if eval_tasks else []
-    train = ids[: len(ids) - eval_tasks] if eval_tasks else ids
+    cut = len(ids) - eval_tasks if eval_tasks else len(ids)
+    held, rest = ids[cut:], ids[:cut][skip:]
+    train = rest if limit is None else rest[:limit]
     return {t: tasks[t] for t in train}, {t: tasks[t] for t in held}
 
 
@@ -75,6 +77,7 @@ class RunConfig:
     output_dir: str = field_doc("runs", "directory that holds run directories")
     run_name: str | None = field_doc(None, "run directory name under output_dir (default: <recipe>-<time>); same name and config resumes")
     limit: int | None = field_doc(None, "number of train tasks (None: every task not held out)")
+    skip: int = field_doc(0, "leave out the first N train tasks of the split (e.g. the ones an earlier stage trained on)")
     eval_tasks: int = field_doc(20, "held-out tasks evaluated before and after training (0: none)")
     seed: int = field_doc(0, "seed of the task split, the tiny model, training and sampling")
     lora: bool = field_doc(False, "train a LoRA adapter (peft) instead of every weight; merged into final/")
@@ -93,6 +96,8 @@ class RunConfig:
                 raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise DataError(f"limit={self.limit}: must be at least 1 (or none for every task)")
+        if self.skip < 0:
+            raise DataError(f"skip={self.skip}: must be 0 or more")
         if self.eval_tasks < 0:
             raise DataError(f"eval_tasks={self.eval_tasks}: must be 0 or more")
         if self.eval_temperature < 0:
@@ -140,6 +145,40 @@ def metrics_callback(run: RunDir) -> Any:
                 run.log(dict(logs), step=state.global_step)
 
     return ToMetrics()
+
+
+def show_progress(trainer: Any, desc: str) -> Any:
+    """Replace the trainer's console output (a dict printed per log step) with one progress
+    bar showing the latest loss and reward; metrics.jsonl keeps every value. Returns ``trainer``."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class Bar(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            shown = {k: f"{v:.3g}" for k, v in (logs or {}).items() if k in ("loss", "reward") and isinstance(v, float)}
+            if self.bar is not None and shown:
+                self.bar.set_postfix(shown)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(Bar())
+    return trainer
 
 
 def save_final(trainer: Any, path: str, lora: bool) -> str:

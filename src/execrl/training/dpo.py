@@ -39,6 +39,7 @@ from execrl.training._common import (
     peft_config,
     resolve_model,
     save_final,
+    show_progress,
     split_tasks,
     trainer_settings,
 )
@@ -179,7 +180,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # --- setup: run directory, model, task split -------------------------------------
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="dpo", force_new=force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
-    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
+    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
@@ -212,6 +213,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         # ref_model=None: TRL loads a frozen copy of the starting model (or disables the adapter with LoRA)
         trainer = DPOTrainer(model=model_path, args=args, train_dataset=dataset,
                              peft_config=peft_config(cfg), callbacks=[metrics_callback(run)])
+        show_progress(trainer, "DPO")
         result = trainer.train(resume_from_checkpoint=resume_from)
 
         # --- save: a plain model (LoRA merged) that from_pretrained loads ----------------

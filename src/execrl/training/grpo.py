@@ -30,6 +30,7 @@ from execrl.training._common import (
     peft_config,
     resolve_model,
     save_final,
+    show_progress,
     split_tasks,
     trainer_settings,
 )
@@ -155,7 +156,7 @@ def train_online(cfg: Config, recipe: str, trainer_name: str, config_name: str, 
     # -- setup
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe=recipe, force_new=force_new)
     model = resolve_model(cfg.model, run, cfg.seed)
-    train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
+    train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train:
         raise DataError(f"{cfg.benchmark}: no training tasks left after holding out eval_tasks={cfg.eval_tasks}")
     final = os.path.join(run.path, "final")
@@ -172,6 +173,7 @@ def train_online(cfg: Config, recipe: str, trainer_name: str, config_name: str, 
             peft_config=peft_config(cfg),
             callbacks=[metrics_callback(run)],
         )
+        show_progress(trainer, recipe.upper())
 
         # -- loop
         trainer.train(resume_from_checkpoint=run.latest_checkpoint())

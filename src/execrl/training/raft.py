@@ -45,6 +45,7 @@ from execrl.training._common import (
     peft_config,
     resolve_model,
     save_final,
+    show_progress,
     split_tasks,
     trainer_settings,
 )
@@ -161,7 +162,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # --- setup: run directory, model, task split -------------------------------------
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="raft", force_new=force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
-    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
+    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out {cfg.eval_tasks}")
     references = {(t.task_id, t.reference) for t in train_tasks.values() if t.reference} if cfg.include_references else set()
@@ -237,6 +238,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
                 )
                 trainer = SFTTrainer(model=current, args=args, train_dataset=Dataset.from_list(pairs),
                                      peft_config=peft_config(cfg), callbacks=[_metrics_callback(log, step)])
+                show_progress(trainer, f"RAFT round {r}")
                 result = trainer.train()
                 out, tmp = os.path.join(rdir, "model"), os.path.join(rdir, "model.tmp")
                 shutil.rmtree(tmp, ignore_errors=True)

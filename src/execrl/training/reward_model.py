@@ -36,6 +36,7 @@ from execrl.training._common import (
     peft_config,
     resolve_model,
     save_final,
+    show_progress,
     split_tasks,
     trainer_settings,
 )
@@ -108,7 +109,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # --- setup: run directory, model, task split -------------------------------------
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="reward_model", force_new=force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
-    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
+    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
@@ -150,6 +151,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         dataset = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
         trainer = RewardTrainer(model=model_path, args=args, train_dataset=dataset, peft_config=lora,
                                 callbacks=[metrics_callback(run)])
+        show_progress(trainer, "reward model")
         result = trainer.train(resume_from_checkpoint=resume_from)
 
         # --- save: a plain sequence classifier (LoRA merged) that from_pretrained loads ---

@@ -29,6 +29,7 @@ from execrl.training._common import (
     peft_config,
     resolve_model,
     save_final,
+    show_progress,
     split_tasks,
     trainer_settings,
 )
@@ -78,7 +79,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # --- setup: run directory, model, task split -------------------------------------
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="sft", force_new=force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
-    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit)
+    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     pairs = _pairs(train_tasks)
     if not pairs:
         raise DataError(f"{cfg.benchmark}: no train task has a reference solution to fine-tune on")
@@ -105,6 +106,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         )
         trainer = SFTTrainer(model=model_path, args=args, train_dataset=Dataset.from_list(pairs),
                              peft_config=peft_config(cfg), callbacks=[metrics_callback(run)])
+        show_progress(trainer, "SFT")
         result = trainer.train(resume_from_checkpoint=resume_from)
 
         # --- save: a plain model (LoRA merged) that from_pretrained loads ----------------
