@@ -46,16 +46,18 @@ def split_tasks(benchmark: str, problems: str | None, eval_tasks: int, seed: int
 
 def evaluate_model(model: str, tasks: dict[str, Task], out_dir: str, *, n: int = 1, temperature: float = 0.0,
                    max_new_tokens: int = 128, ks: tuple[int, ...] = (1,), pool: SandboxPool | None = None,
-                   seed: int = 0, chat: bool | None = None) -> dict[str, Any]:
-    """pass@k of ``model`` on ``tasks``: sample, extract, run in the sandbox. Samples and
-    verdicts are written under ``out_dir`` (resumable)."""
+                   seed: int = 0, chat: bool | None = None, generator: str = "hf",
+                   batch_size: int = 32) -> dict[str, Any]:
+    """pass@k of ``model`` on ``tasks``: sample with ``generator`` (``hf`` or ``vllm``),
+    extract, run in the sandbox. Samples and verdicts are written under ``out_dir`` (resumable)."""
     from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation.hf import HFGenerator
+    from execrl.generation._backends import make_backend
 
     os.makedirs(out_dir, exist_ok=True)
     samples = os.path.join(out_dir, "samples.jsonl")
     params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-    generate_samples(HFGenerator(model, chat=chat), tasks, samples, params, progress=False)
+    kw = {"batch_size": batch_size} if generator == "hf" else {}
+    generate_samples(make_backend(f"{generator}:{model}", chat=chat, **kw), tasks, samples, params, progress=False)
     rows = read_samples(samples, tasks, extract=True)
     s = evaluate(tasks, rows, os.path.join(out_dir, "results.jsonl"), pool=pool, ks=ks, progress=False)
     return {**s.pass_at_k, "status_counts": s.status_counts}
@@ -64,6 +66,15 @@ def evaluate_model(model: str, tasks: dict[str, Task], out_dir: str, *, n: int =
 # --------------------------------------------------------------------- what recipes share
 
 REPORT_TO = ("none", "tensorboard", "wandb")
+GENERATORS = ("hf", "vllm")
+
+
+def require_vllm(what: str) -> None:
+    """A one-line error, before any work, when ``what`` needs vLLM and it is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise DataError(f"{what} needs vllm (and a GPU): pip install 'execrl[vllm]'")
 
 
 @dataclasses.dataclass
@@ -87,11 +98,13 @@ class RunConfig:
     eval_temperature: float = field_doc(0.0, "sampling temperature of the evaluations (0: greedy)")
     eval_max_new_tokens: int = field_doc(96, "max new tokens per evaluation sample")
     report_to: str = field_doc("none", "extra trainer logging: none, tensorboard or wandb (metrics.jsonl is always written)")
+    generator: str = field_doc("hf", "backend of the evaluations' sampling: hf (transformers) or vllm (GPU, pip install vllm)")
+    eval_batch_size: int = field_doc(32, "sequences per generation batch of the evaluations (hf)")
 
     def validate(self) -> None:
         check_local_path("model", self.model)
         check_local_path("problems", self.problems)
-        for key in ("eval_samples", "eval_max_new_tokens", "lora_r", "lora_alpha"):
+        for key in ("eval_samples", "eval_max_new_tokens", "lora_r", "lora_alpha", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
         if self.limit is not None and self.limit < 1:
@@ -104,6 +117,10 @@ class RunConfig:
             raise DataError(f"eval_temperature={self.eval_temperature}: must be 0 or more")
         if self.report_to not in REPORT_TO:
             raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
+        if self.generator not in GENERATORS:
+            raise DataError(f"generator={self.generator!r}: choose one of {', '.join(GENERATORS)}")
+        if self.generator == "vllm":
+            require_vllm("generator=vllm")
 
 
 def trainer_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -200,6 +217,7 @@ def held_out_evaluator(cfg: RunConfig, run: RunDir, held_out: dict[str, Task], p
             return {}
         return evaluate_model(model, held_out, os.path.join(run.path, name), n=cfg.eval_samples,
                               temperature=cfg.eval_temperature, max_new_tokens=cfg.eval_max_new_tokens,
-                              ks=ks, pool=pool, seed=cfg.seed, chat=chat)
+                              ks=ks, pool=pool, seed=cfg.seed, chat=chat, generator=cfg.generator,
+                              batch_size=cfg.eval_batch_size)
 
     return evaluate

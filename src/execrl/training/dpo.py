@@ -143,7 +143,7 @@ def mine_preference_pairs(cfg: Any, run: RunDir, model_path: str, tasks: dict[st
     from execrl.evaluation import evaluate as run_tests
     from execrl.evaluation import read_samples
     from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation.hf import HFGenerator
+    from execrl.generation._backends import make_backend
     from execrl.training.pairs import mine_pairs
 
     mining = os.path.join(run.path, name)
@@ -151,7 +151,7 @@ def mine_preference_pairs(cfg: Any, run: RunDir, model_path: str, tasks: dict[st
     samples_path, results_path = os.path.join(mining, "samples.jsonl"), os.path.join(mining, "results.jsonl")
     params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    generate_samples(HFGenerator(model_path, chat=False), tasks, samples_path, params, progress=False)
+    generate_samples(make_backend(f"{cfg.generator}:{model_path}", chat=False), tasks, samples_path, params, progress=False)
     verdicts = run_tests(tasks, read_samples(samples_path, tasks, extract=True), results_path,
                          pool=pool, ks=(1,), progress=False)
     rows = _mining_rows(samples_path, results_path, tasks)

@@ -28,6 +28,7 @@ from execrl.training._common import (
     held_out_evaluator,
     metrics_callback,
     peft_config,
+    require_vllm,
     resolve_model,
     save_final,
     show_progress,
@@ -90,6 +91,7 @@ class Config(RunConfig):
     lora_alpha: int = field_doc(16, "LoRA scaling alpha (with lora=true)")
     eval_max_new_tokens: int = field_doc(64, "max new tokens per evaluation sample")
     save_steps: int = field_doc(0, "save a resumable checkpoint-<step> every this many steps (0: none)")
+    use_vllm: bool = field_doc(False, "generate the rollouts with vLLM colocated on the training GPUs (TRL's use_vllm)")
 
     GROUP_WHY: ClassVar[str] = "GRPO compares answers within a group"
 
@@ -112,6 +114,8 @@ class Config(RunConfig):
                 raise DataError(f"{key} must be at least 1")
         if self.save_steps < 0:
             raise DataError("save_steps must be >= 0")
+        if self.use_vllm:
+            require_vllm("use_vllm=true")
 
 
 def build_rewards(names: list[str], pool: Any) -> list[Any]:
@@ -132,6 +136,7 @@ def _trainer_args(cfg: Config, run: RunDir, config_cls: Any, extra: dict[str, An
         reward_weights=cfg.reward_weights,
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
+        **({"use_vllm": True, "vllm_mode": "colocate"} if cfg.use_vllm else {}),
         **extra,
         **trainer_settings(cfg),
     )

@@ -156,7 +156,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.evaluation import evaluate as run_tests
     from execrl.evaluation import read_samples
     from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation.hf import HFGenerator
+    from execrl.generation._backends import make_backend
     from execrl.sandbox import SandboxPool
 
     # --- setup: run directory, model, task split -------------------------------------
@@ -203,7 +203,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
             samples_path = os.path.join(rdir, "samples.jsonl")
             params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + r)
-            generate_samples(HFGenerator(current, chat=False), train_tasks, samples_path, params, progress=False)
+            generate_samples(make_backend(f"{cfg.generator}:{current}", chat=False), train_tasks, samples_path, params, progress=False)
             samples = read_samples(samples_path, train_tasks, extract=True)
             summary = run_tests(train_tasks, samples, os.path.join(rdir, "results.jsonl"), pool=pool,
                                 ks=(1,), progress=False)
