@@ -20,6 +20,7 @@ import torch
 
 __all__ = [
     "KL_ESTIMATORS",
+    "critic_weighted_pg_loss",
     "gae",
     "grpo_advantages",
     "kl_penalty",
@@ -290,3 +291,35 @@ def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     valid, n, total = _group_stats(rewards)
     baseline = (total - torch.where(valid, rewards, torch.zeros_like(rewards))) / (n - 1.0).clamp(min=1.0)
     return torch.where(valid & (n >= 2), rewards - baseline, torch.zeros_like(rewards))
+
+
+def critic_weighted_pg_loss(
+    logprobs: torch.Tensor,
+    weights: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CodeRL's critic-weighted policy gradient with a baseline (Le et al. 2022,
+    arXiv:2207.01780, sec. 3.2: the actor update).
+
+    Shapes: ``logprobs``, ``weights`` and ``mask`` ``[B, T]``; ``advantages`` ``[B]``;
+    returns a scalar.
+    Equation, for a sample ``W^s = (w_1 .. w_T)`` of problem ``D`` and a baseline ``W^b``::
+
+        L(W^s) = -(r(W^s) - r(W^b)) * sum_t q_phi(w_t) * log p_theta(w_t | w_<t, D)
+
+    ``advantages`` is ``r(W^s) - r(W^b)`` (CodeRL's baseline is the greedy sample of the
+    same problem); ``weights`` is ``q_phi(w_t)``, the critic's probability at token ``t`` of
+    the outcome class the sample actually got (1 everywhere gives plain REINFORCE with a
+    baseline). Both are constants: pass them detached. The batch loss is the sum of
+    ``L(W^s)`` over the batch divided by its number of valid tokens (this module's
+    token-mean convention: a constant factor per batch on the paper's per-sample sums).
+    """
+    if advantages.dim() != 1 or advantages.shape[0] != logprobs.shape[0]:
+        raise ValueError(f"advantages must be [B] = [{logprobs.shape[0]}], got {list(advantages.shape)}")
+    if weights.shape != logprobs.shape:
+        raise ValueError(f"weights must be [B, T] = {list(logprobs.shape)}, got {list(weights.shape)}")
+    per_token = -advantages.unsqueeze(1).to(logprobs.dtype) * weights * logprobs
+    if mask is not None:  # padding may hold -inf log-probs: 0 * -inf would be NaN
+        per_token = torch.where(_valid(mask), per_token, torch.zeros_like(per_token))
+    return masked_mean(per_token, mask)

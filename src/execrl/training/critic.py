@@ -1,0 +1,475 @@
+"""A CodeRL-style critic (Le et al. 2022, "CodeRL", arXiv:2207.01780, sec. 3.2): a model that
+reads a problem and a sampled program and predicts the program's unit-test outcome, one of
+CodeRL's four classes (:data:`OUTCOMES`). ``execrl train critic_pg`` weighs its policy gradient
+by it token by token; on its own it ranks samples (pick the one most likely to pass).
+
+The benchmark's tasks are split (seeded) into train and held-out tasks. The recipe:
+
+1. samples ``samples_per_task`` completions per train task (plain prompts, ``temperature``) and
+   runs them against the hidden tests (``samples/``, resumable);
+2. labels each by its verdict (:func:`outcome_class`): 0 compile error (``syntax_error``), 1
+   runtime error (``error``, ``timeout``, ``memory_limit``, ``output_limit``, ``crashed``), 2
+   failed test (``failed``), 3 passed. ``sandbox_error`` samples are skipped: the harness's fault
+   never labels a program. ``include_references`` (default) also runs and labels the train
+   tasks' reference solutions, so a weak model's data still has passing programs;
+3. trains a :class:`Critic` (the model's backbone, a fresh head giving 4 logits per token, the
+   program's logits their max over its tokens) with cross-entropy weighted by balanced class
+   weights ``N / (K * n_c)`` (``K`` classes present, ``n_c`` labels of class ``c``), so rare
+   classes (passing programs) weigh as much as common ones; a plain torch loop, AdamW with
+   linear decay;
+4. saves ``<run>/critic/`` (:meth:`Critic.load`) and measures it on ``eval_samples`` samples per
+   held-out task: accuracy, confusion matrix, and ranking: pass@1 of the critic's top-ranked
+   sample per task against the unbiased pass@1 of a random sample and the oracle pass@n.
+
+Run directory: ``config.json``, ``metrics.jsonl`` (labels, a line per step, the evaluation),
+``samples/``, ``labels.jsonl``, ``checkpoint-<step>/`` (rerunning the same command resumes from
+the latest one), ``eval/`` (held-out samples, verdicts, ``predictions.jsonl``,
+``critic_eval.json``), ``critic/``.
+
+    execrl train critic                                # tiny local model on CPU, a few minutes
+    execrl train critic_pg critic=runs/<critic-run>/critic
+    execrl train critic model=Qwen/Qwen2.5-0.5B samples_per_task=16 learning_rate=1e-5 run_name=qwen-critic
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from execrl.errors import DataError
+from execrl.sandbox import Status
+from execrl.training._common import RunConfig, held_out_evaluator, resolve_model, split_tasks
+from execrl.training.config import RunDir, field_doc
+
+__all__ = ["OUTCOMES", "Config", "Critic", "balanced_class_weights", "classification_metrics", "labelled_rows", "main",
+           "masked_max_pool", "outcome_class", "ranking_metrics"]
+
+OUTCOMES = ("compile_error", "runtime_error", "failed_test", "passed")
+"""CodeRL's outcome classes; a class's index is its logit's index."""
+
+PASSED = OUTCOMES.index("passed")
+
+_CLASS_OF_STATUS: dict[Status, int | None] = {
+    Status.SYNTAX_ERROR: 0,
+    Status.ERROR: 1, Status.TIMEOUT: 1, Status.MEMORY_LIMIT: 1, Status.OUTPUT_LIMIT: 1, Status.CRASHED: 1,
+    Status.FAILED: 2,
+    Status.PASSED: 3,
+    Status.SANDBOX_ERROR: None,
+}
+
+
+def outcome_class(status: str | Status) -> int | None:
+    """The CodeRL class (index into :data:`OUTCOMES`) of a verdict status; None for
+    ``sandbox_error``, which is the harness's fault and never labels a program."""
+    return _CLASS_OF_STATUS[Status(status)]
+
+
+def masked_max_pool(x: Any, mask: Any) -> Any:
+    """Max over each row's valid positions: the program-level logits from the token logits.
+
+    Shapes: ``x`` ``[B, T, C]``; ``mask`` ``[B, T]`` (nonzero: a program token); returns
+    ``[B, C]``. Equation: ``out[b, c] = max_{t : mask[b, t]} x[b, t, c]``; a row without a
+    valid token gives 0. (CodeRL's released code max-pools its head's per-token logits; the
+    paper writes the pool on the hidden states before a linear layer.)
+    """
+    import torch
+
+    valid = mask.to(torch.bool).unsqueeze(-1)
+    pooled = x.masked_fill(~valid, float("-inf")).amax(dim=1)
+    return torch.where(valid.any(dim=1), pooled, torch.zeros_like(pooled))
+
+
+def balanced_class_weights(labels: list[int], n_classes: int = len(OUTCOMES)) -> list[float]:
+    """``w_c = N / (K * n_c)`` for the ``K`` classes present among the ``N`` labels (each
+    present class then weighs the same in total); 0 for absent classes."""
+    counts = Counter(labels)
+    return [len(labels) / (len(counts) * counts[c]) if counts[c] else 0.0 for c in range(n_classes)]
+
+
+def ranking_metrics(task_ids: list[str], passed: list[bool], scores: list[float]) -> dict[str, float | int]:
+    """Means over tasks of: ``ranked_pass@1``, whether the top-scored sample passes (the first
+    one on ties); ``random_pass@1``, ``c / n`` (the unbiased pass@1 of one random sample);
+    ``oracle_pass@n``, whether any sample passes."""
+    by_task: dict[str, list[tuple[float, bool]]] = {}
+    for tid, ok, score in zip(task_ids, passed, scores, strict=True):
+        by_task.setdefault(tid, []).append((score, bool(ok)))
+    if not by_task:
+        return {"tasks": 0}
+    ranked = [max(rows, key=lambda r: r[0])[1] for rows in by_task.values()]  # max keeps the first of ties
+    return {"tasks": len(by_task),
+            "ranked_pass@1": sum(ranked) / len(by_task),
+            "random_pass@1": sum(sum(ok for _, ok in rows) / len(rows) for rows in by_task.values()) / len(by_task),
+            "oracle_pass@n": sum(any(ok for _, ok in rows) for rows in by_task.values()) / len(by_task)}
+
+
+def _head(hidden: int, head_hidden: int) -> Any:
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Linear(hidden, head_hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(head_hidden, len(OUTCOMES)))
+
+
+class Critic:
+    """A causal LM's backbone (``AutoModel``) with a token-level head (CodeRL's: hidden -> 128
+    -> ReLU -> 4 logits per token); the program-level logits are the head's logits max-pooled
+    over the program's tokens (:func:`masked_max_pool`).
+
+    Input: the prompt's tokens, then the program's and EOS; only the program's tokens (and EOS)
+    are pooled. ``program`` is the text after the prompt (a completion). The prompt is cut from
+    the left to fit ``max_length``; the program never is, so :meth:`token_scores` lines up with
+    the program's own tokens.
+    """
+
+    def __init__(self, backbone: Any, tokenizer: Any, head: Any, max_length: int = 256) -> None:
+        self.backbone, self.tokenizer, self.head, self.max_length = backbone, tokenizer, head, max_length
+        self.device = next(backbone.parameters()).device
+        self.head.to(self.device)
+
+    @classmethod
+    def from_lm(cls, model: str, head_hidden: int = 128, max_length: int = 256, seed: int = 0) -> Critic:
+        """A critic with ``model``'s backbone and a fresh head (seeded)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        backbone = AutoModelForCausalLM.from_pretrained(model).base_model  # the LM without its output layer
+        torch.manual_seed(seed)
+        backbone.to("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(backbone, AutoTokenizer.from_pretrained(model), _head(backbone.config.hidden_size, head_hidden),
+                   max_length)
+
+    @classmethod
+    def load(cls, path: str) -> Critic:
+        """The critic :meth:`save` wrote to ``path``."""
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        info_path = os.path.join(path, "critic.json")
+        if not os.path.exists(info_path):
+            raise DataError(f"{path}: not a critic directory (no critic.json)")
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+        if tuple(info.get("classes", ())) != OUTCOMES:
+            raise DataError(f"{info_path}: classes {info.get('classes')} are not {list(OUTCOMES)}")
+        backbone = AutoModel.from_pretrained(path).to("cuda" if torch.cuda.is_available() else "cpu")
+        head = _head(backbone.config.hidden_size, info["head_hidden"])
+        head.load_state_dict(load_file(os.path.join(path, "head.safetensors")))
+        return cls(backbone, AutoTokenizer.from_pretrained(path), head, info["max_length"])
+
+    def save(self, path: str) -> None:
+        """Backbone and tokenizer (``save_pretrained``), ``head.safetensors`` and ``critic.json``."""
+        from safetensors.torch import save_file
+
+        os.makedirs(path, exist_ok=True)
+        self.backbone.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.head.state_dict().items()},
+                  os.path.join(path, "head.safetensors"))
+        info = {"classes": list(OUTCOMES), "head_hidden": self.head[0].out_features, "max_length": self.max_length,
+                "pool": "max over the program's tokens of the head's token logits"}
+        with open(os.path.join(path, "critic.json"), "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
+
+    def parameters(self) -> list[Any]:
+        return [*self.backbone.parameters(), *self.head.parameters()]
+
+    def train(self, mode: bool = True) -> None:
+        self.backbone.train(mode)
+        self.head.train(mode)
+
+    def encode(self, prompt: str, program: str) -> tuple[list[int], int]:
+        """``(token ids, index of the program's first token)``."""
+        prompt_ids = self.tokenizer.encode(prompt)
+        eos = [] if self.tokenizer.eos_token_id is None else [self.tokenizer.eos_token_id]
+        program_ids = self.tokenizer.encode(program, add_special_tokens=False) + eos
+        keep = max(self.max_length - len(program_ids), 0)
+        prompt_ids = prompt_ids[max(len(prompt_ids) - keep, 0):]
+        return prompt_ids + program_ids, len(prompt_ids)
+
+    def token_logits(self, encoded: list[tuple[list[int], int]]) -> tuple[Any, Any]:
+        """``([B, T, 4] logits per token, [B, T] mask of the program's tokens)`` (right-padded)."""
+        import torch
+
+        width = max(len(ids) for ids, _ in encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(encoded), width), dtype=torch.long)
+        program = torch.zeros((len(encoded), width), dtype=torch.bool)
+        for i, (ids, start) in enumerate(encoded):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            attention[i, : len(ids)] = 1
+            program[i, start : len(ids)] = True
+        hidden = self.backbone(input_ids=input_ids.to(self.device),
+                               attention_mask=attention.to(self.device)).last_hidden_state
+        return self.head(hidden), program.to(self.device)
+
+    def logits(self, encoded: list[tuple[list[int], int]]) -> Any:
+        """Program-level logits ``[B, 4]``."""
+        return masked_max_pool(*self.token_logits(encoded))
+
+    def predict(self, prompts: list[str], programs: list[str], batch_size: int = 16) -> Any:
+        """Outcome probabilities ``[N, 4]`` (columns in :data:`OUTCOMES` order; rows sum to 1)."""
+        import torch
+
+        encoded = [self.encode(p, q) for p, q in zip(prompts, programs, strict=True)]
+        self.train(False)
+        with torch.inference_mode():
+            out = [self.logits(encoded[i : i + batch_size]).softmax(-1).float().cpu()
+                   for i in range(0, len(encoded), batch_size)]
+        return torch.cat(out) if out else torch.zeros((0, len(OUTCOMES)))
+
+    def pass_probability(self, prompts: list[str], programs: list[str], batch_size: int = 16) -> Any:
+        """The probability of ``passed`` per program, ``[N]``."""
+        return self.predict(prompts, programs, batch_size)[:, PASSED]
+
+    def token_scores(self, prompt: str, program: str, label: int) -> Any:
+        """``q(w_t)``: the probability of class ``label`` at each of the program's tokens,
+        ``[T]`` (``tokenizer.encode(program, add_special_tokens=False)``'s tokens, EOS left out)."""
+        import torch
+
+        ids, start = self.encode(prompt, program)
+        self.train(False)
+        with torch.inference_mode():
+            logits, _ = self.token_logits([(ids, start)])
+        n = len(ids) - start - (self.tokenizer.eos_token_id is not None)
+        return logits[0, start : start + n].softmax(-1)[:, label].float().cpu()
+
+
+@dataclass
+class Config(RunConfig):
+    """Settings of the critic recipe (defaults: the tiny local model on CPU, a few minutes);
+    the shared ones (model, data, run directory, held-out sampling) come from RunConfig."""
+
+    limit: int | None = field_doc(40, "number of train tasks to sample and label (None: every task not held out)")
+    samples_per_task: int = field_doc(8, "completions sampled per train task, each labelled by its verdict")
+    temperature: float = field_doc(1.0, "sampling temperature of the train samples (0: greedy)")
+    max_new_tokens: int = field_doc(64, "max new tokens per train sample")
+    include_references: bool = field_doc(True, "also label the train tasks' reference solutions (run in the sandbox too)")
+    class_weights: bool = field_doc(True, "weigh the cross-entropy by balanced class weights N / (K * n_c)")
+    head_hidden: int = field_doc(128, "hidden units of the head (CodeRL: hidden -> 128 -> ReLU -> 4)")
+    max_steps: int = field_doc(100, "optimizer steps to train")
+    batch_size: int = field_doc(16, "labelled programs per step")
+    learning_rate: float = field_doc(2e-3, "peak learning rate (AdamW, linear decay); use ~1e-5 for real models")
+    max_length: int = field_doc(256, "tokens per input (the prompt is cut from the left to fit; the program never is)")
+    save_steps: int = field_doc(50, "save a checkpoint every this many steps (and at the end)")
+    eval_samples: int = field_doc(4, "samples per held-out task that the critic classifies and ranks (n of pass@n)")
+    eval_temperature: float = field_doc(1.0, "sampling temperature of the held-out samples (> 0, so they differ)")
+    eval_max_new_tokens: int = field_doc(64, "max new tokens per held-out sample")
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("samples_per_task", "max_new_tokens", "head_hidden", "max_steps", "batch_size", "save_steps"):
+            if getattr(self, key) < 1:
+                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        if self.lora:
+            raise DataError("lora=true: the critic recipes train every weight (LoRA is not supported yet)")
+        if not self.learning_rate > 0:
+            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
+        if self.temperature < 0:
+            raise DataError(f"temperature={self.temperature}: must be 0 or more")
+        if self.max_length < 16:
+            raise DataError(f"max_length={self.max_length}: must be at least 16")
+
+
+def labelled_rows(samples_path: str, results_path: str, source: str = "sample") -> tuple[list[dict[str, Any]], int]:
+    """Raw completions (``samples.jsonl``) joined with their verdicts (``results.jsonl``, the
+    same order) and labelled; returns ``(rows, number of sandbox_error samples skipped)``."""
+    from execrl._jsonl import read_jsonl
+
+    samples = [row for _, row in read_jsonl(samples_path, ("task_id",))]
+    results = [row for _, row in read_jsonl(results_path, ("task_id", "status"))]
+    if len(samples) != len(results) or any(s["task_id"] != r["task_id"] for s, r in zip(samples, results, strict=False)):
+        raise DataError(f"{results_path}: verdicts do not match the {len(samples)} samples of {samples_path}")
+    rows, skipped = [], 0
+    for s, r in zip(samples, results, strict=True):
+        label = outcome_class(r["status"])
+        if label is None:
+            skipped += 1
+            continue
+        rows.append({"task_id": s["task_id"], "completion_id": s.get("completion_id"), "source": source,
+                     "completion": s["completion"], "status": r["status"], "label": label, "outcome": OUTCOMES[label]})
+    return rows, skipped
+
+
+def _reference_rows(tasks: dict[str, Any], out_dir: str, pool: Any) -> tuple[list[dict[str, Any]], int]:
+    """The references that continue their prompt, run in the sandbox and labelled by their verdict."""
+    from execrl.evaluation import evaluate, read_samples
+
+    bodies = {t.task_id: t.reference[len(t.prompt):] for t in tasks.values()
+              if t.reference and t.reference.startswith(t.prompt) and t.reference[len(t.prompt):].strip()}
+    if not bodies:
+        return [], 0
+    path = os.path.join(out_dir, "references.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"task_id": tid, "completion_id": 0, "completion": body}) + "\n"
+                     for tid, body in bodies.items())
+    results = os.path.join(out_dir, "references-results.jsonl")
+    evaluate(tasks, read_samples(path, tasks), results, pool=pool, ks=(1,), progress=False)
+    return labelled_rows(path, results, source="reference")
+
+
+def _log_once(run: RunDir, key: str, value: Any, step: int) -> None:
+    """Log ``{key: value}`` unless a resumed run already holds that line."""
+    if not any(key in row for row in run.read_metrics()):
+        run.log({key: value}, step=step)
+
+
+def _batch(n: int, size: int, step: int, seed: int) -> list[int]:
+    """Example indices of step ``step``: epochs of seeded shuffles, a function of the step alone
+    (so a resumed run sees the same batches)."""
+    out = []
+    for pos in range(step * size, (step + 1) * size):
+        epoch, i = divmod(pos, n)
+        out.append(random.Random(seed * 100_003 + epoch).sample(range(n), n)[i])
+    return out
+
+
+def _train(cfg: Config, run: RunDir, model_path: str, tasks: dict[str, Any], rows: list[dict[str, Any]]) -> Critic:
+    """Train from the latest checkpoint (or a fresh head) to ``cfg.max_steps``."""
+    import torch
+    import torch.nn.functional as F
+
+    resume = run.latest_checkpoint()
+    critic = Critic.load(resume) if resume else Critic.from_lm(model_path, cfg.head_hidden, cfg.max_length, cfg.seed)
+    examples = [critic.encode(tasks[r["task_id"]].prompt, r["completion"]) for r in rows]
+    labels = torch.tensor([r["label"] for r in rows], device=critic.device)
+    weight = torch.tensor(balanced_class_weights(labels.tolist()), device=critic.device) if cfg.class_weights else None
+    opt = torch.optim.AdamW(critic.parameters(), lr=cfg.learning_rate)
+    if resume:
+        opt.load_state_dict(torch.load(os.path.join(resume, "optimizer.pt"), weights_only=True))
+    step = run.resume_step
+    critic.train()
+    while step < cfg.max_steps:
+        lr = cfg.learning_rate * (1 - step / cfg.max_steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = _batch(len(examples), cfg.batch_size, step, cfg.seed)
+        logits = critic.logits([examples[i] for i in idx])
+        loss = F.cross_entropy(logits, labels[idx], weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+        opt.step()
+        step += 1
+        accuracy = (logits.argmax(-1) == labels[idx]).float().mean()
+        run.log({"loss": loss.item(), "accuracy": accuracy.item(), "learning_rate": lr}, step=step)
+        if step % cfg.save_steps == 0 or step == cfg.max_steps:
+            with run.saving(step) as tmp:
+                critic.save(tmp)
+                torch.save(opt.state_dict(), os.path.join(tmp, "optimizer.pt"))
+    return critic
+
+
+def classification_metrics(labels: list[int], predicted: list[int], majority: int) -> dict[str, Any]:
+    """``accuracy``; ``balanced_accuracy`` (the mean recall over the classes present);
+    ``majority_accuracy`` (of always predicting class ``majority``); ``confusion`` (rows: true
+    class, columns: predicted, in :data:`OUTCOMES` order)."""
+    confusion = [[0] * len(OUTCOMES) for _ in OUTCOMES]
+    for y, p in zip(labels, predicted, strict=True):
+        confusion[y][p] += 1
+    recalls = [row[c] / sum(row) for c, row in enumerate(confusion) if sum(row)]
+    n = max(len(labels), 1)
+    return {"accuracy": sum(confusion[c][c] for c in range(len(OUTCOMES))) / n,
+            "balanced_accuracy": sum(recalls) / max(len(recalls), 1),
+            "majority_accuracy": sum(y == majority for y in labels) / n, "confusion": confusion}
+
+
+def _evaluate(critic: Critic, tasks: dict[str, Any], eval_dir: str, majority: int) -> dict[str, Any]:
+    """Classification and ranking metrics on the held-out samples in ``eval_dir``, and how often
+    a task's reference is ranked above all its samples (``reference_ranked_first``). Writes
+    ``predictions.jsonl`` and ``critic_eval.json`` there."""
+    rows, skipped = labelled_rows(os.path.join(eval_dir, "samples.jsonl"), os.path.join(eval_dir, "results.jsonl"))
+    probs = critic.predict([tasks[r["task_id"]].prompt for r in rows], [r["completion"] for r in rows])
+    p_pass = probs[:, PASSED].tolist()
+    report: dict[str, Any] = {
+        "samples": len(rows), "skipped_sandbox_errors": skipped, "classes": list(OUTCOMES),
+        **classification_metrics([r["label"] for r in rows], probs.argmax(-1).tolist(), majority),
+        **ranking_metrics([r["task_id"] for r in rows], [r["label"] == PASSED for r in rows], p_pass),
+    }
+    best: dict[str, float] = {}
+    for r, p in zip(rows, p_pass, strict=True):
+        best[r["task_id"]] = max(best.get(r["task_id"], 0.0), p)
+    refs = {t: tasks[t].reference[len(tasks[t].prompt):] for t in best if (tasks[t].reference or "").startswith(tasks[t].prompt)}
+    if refs:
+        p_ref = critic.pass_probability([tasks[t].prompt for t in refs], list(refs.values())).tolist()
+        report["reference_ranked_first"] = sum(p > best[t] for t, p in zip(refs, p_ref, strict=True)) / len(refs)
+    with open(os.path.join(eval_dir, "predictions.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"task_id": r["task_id"], "completion_id": r["completion_id"], "status": r["status"],
+                                 "label": r["label"], "probs": dict(zip(OUTCOMES, p, strict=True))}) + "\n"
+                     for r, p in zip(rows, probs.tolist(), strict=True))
+    with open(os.path.join(eval_dir, "critic_eval.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    return report
+
+
+def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
+    """Run the recipe; returns ``{"run", "critic", "labels", "accuracy", "confusion",
+    "ranked_pass@1", "random_pass@1", "oracle_pass@n", ...}``."""
+    from execrl.evaluation import evaluate, read_samples
+    from execrl.generation import SamplingParams, generate_samples
+    from execrl.generation.hf import HFGenerator
+    from execrl.sandbox import SandboxPool
+
+    # --- setup: run directory, model, task split -------------------------------------
+    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="critic", force_new=force_new)
+    model_path = resolve_model(cfg.model, run, seed=cfg.seed)
+    train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
+    if not train_tasks:
+        raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
+    resumed_from = run.latest_checkpoint()
+
+    try:
+        with SandboxPool() as pool:
+            # --- sample the train tasks, judge, label (resumable files) ---------------------
+            sdir = os.path.join(run.path, "samples")
+            os.makedirs(sdir, exist_ok=True)
+            samples_path, results_path = os.path.join(sdir, "samples.jsonl"), os.path.join(sdir, "results.jsonl")
+            params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
+                                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+            generate_samples(HFGenerator(model_path, chat=False), train_tasks, samples_path, params, progress=False)
+            evaluate(train_tasks, read_samples(samples_path, train_tasks, extract=True), results_path, pool=pool,
+                     ks=(1,), progress=False)
+            rows, skipped = labelled_rows(samples_path, results_path)
+            references, ref_skipped = _reference_rows(train_tasks, sdir, pool) if cfg.include_references else ([], 0)
+            rows += references
+            if not rows:
+                raise DataError(f"no labelled program: all {skipped} samples were sandbox errors")
+            with open(os.path.join(run.path, "labels.jsonl"), "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            counts = Counter(r["outcome"] for r in rows)
+            labels = {"programs": len(rows), "references": len(references), "skipped_sandbox_errors": skipped + ref_skipped,
+                      **{name: counts.get(name, 0) for name in OUTCOMES}}
+            _log_once(run, "labels", labels, step=0)
+
+            # --- the held-out samples the critic is measured on -----------------------------
+            sampled = held_out_evaluator(cfg, run, held_out, pool, chat=False)(model_path, "eval")
+
+        # --- train, save critic/ atomically ------------------------------------------------
+        critic = _train(cfg, run, model_path, train_tasks, rows)
+        final, tmp = os.path.join(run.path, "critic"), os.path.join(run.path, "critic.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        critic.save(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+
+        # --- measure: classification and ranking on the held-out samples -------------------
+        report: dict[str, Any] = {}
+        if held_out:
+            majority = Counter(r["label"] for r in rows).most_common(1)[0][0]
+            report = _evaluate(critic, held_out, os.path.join(run.path, "eval"), majority)
+            _log_once(run, "eval", {**report, "sampled": sampled}, step=cfg.max_steps)
+    finally:
+        run.close()
+
+    losses = [row["loss"] for row in run.read_metrics() if "loss" in row]
+    return {"run": run.path, "critic": final, "labels": labels, "steps": cfg.max_steps,
+            "train_loss_first": losses[0] if losses else None, "train_loss_last": losses[-1] if losses else None,
+            **{k: report.get(k) for k in ("accuracy", "balanced_accuracy", "majority_accuracy", "confusion", "ranked_pass@1",
+                                          "random_pass@1", "oracle_pass@n", "reference_ranked_first")},
+            "eval_samples": report.get("samples", 0), "held_out_pass@k": sampled,
+            "resumed_from": os.path.basename(resumed_from) if resumed_from else None}
