@@ -412,7 +412,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     "ranked_pass@1", "random_pass@1", "oracle_pass@n", ...}``."""
     from execrl.evaluation import evaluate, read_samples
     from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation.hf import HFGenerator
+    from execrl.generation._backends import make_backend
     from execrl.sandbox import SandboxPool
 
     # --- setup: run directory, model, task split -------------------------------------
@@ -431,7 +431,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
             samples_path, results_path = os.path.join(sdir, "samples.jsonl"), os.path.join(sdir, "results.jsonl")
             params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-            generate_samples(HFGenerator(model_path, chat=False), train_tasks, samples_path, params, progress=False)
+            generate_samples(make_backend(f"{cfg.generator}:{model_path}", chat=False), train_tasks, samples_path, params, progress=False)
             evaluate(train_tasks, read_samples(samples_path, train_tasks, extract=True), results_path, pool=pool,
                      ks=(1,), progress=False)
             rows, skipped = labelled_rows(samples_path, results_path)

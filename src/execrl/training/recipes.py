@@ -16,15 +16,21 @@ RECIPES: dict[str, str] = {
     "grpo": "execrl.training.grpo",
     "raft": "execrl.training.raft",
     "rloo": "execrl.training.rloo",
+    "ppo": "execrl.training.ppo",
     "reward_model": "execrl.training.reward_model",
+    "critic": "execrl.training.critic",
+    "critic_pg": "execrl.training.critic_pg",
 }
+# Not a recipe of ``execrl train``, but loaded the same way: ``execrl demo`` runs it.
+PIPELINES: dict[str, str] = {"demo": "execrl.training.demo"}
 
 
 def recipe_module(name: str) -> ModuleType:
     """The module of recipe ``name``; a one-line error for unknown names."""
-    if name not in RECIPES:
+    modules = {**RECIPES, **PIPELINES}
+    if name not in modules:
         raise DataError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
     try:
-        return importlib.import_module(RECIPES[name])
+        return importlib.import_module(modules[name])
     except ImportError as exc:  # a missing optional dependency (torch, trl...) or module
         raise DataError(f"recipe {name!r} cannot load: {exc} (pip install 'execrl[train]')") from None
