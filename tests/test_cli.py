@@ -88,7 +88,7 @@ def test_doctor_reports_layers_and_contains_probes():
 
 
 def test_demo_runs_references_and_broken_variants(tmp_path):
-    p = run("demo", "--out", str(tmp_path / "demo"))
+    p = run("sandbox", "demo", "--out", str(tmp_path / "demo"))
     assert p.returncode == 0, p.stderr
     rows = [line for line in p.stdout.splitlines() if "│" in line]
     assert any("reference" in r and "1.000" in r and "passed 164" in r for r in rows), p.stdout

@@ -206,11 +206,72 @@ def report(results: str, out: str | None, title: str | None) -> None:
     print(f"wrote {paths['html']} and {paths['png']}")
 
 
-@cli.command()
-@click.option("--out", default="runs/demo", show_default=True, help="Directory for results.")
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.option("--config", "preset", default=None, help="A YAML preset of overrides.")
+@click.option("-h", "--help", "show_help", is_flag=True, help="Show the demo's options.")
+def demo(overrides: tuple[str, ...], preset: str | None, show_help: bool) -> None:
+    """The embedded default job: pre-train a tiny model, SFT, GRPO with sandbox rewards, pass@k after each stage."""
+    from execrl.training.config import config_help, load_config
+    from execrl.training.recipes import recipe_module
+
+    mod = recipe_module("demo")
+    if show_help:
+        print("execrl demo [--config preset.yaml] [key=value ...]\n")
+        print((mod.__doc__ or "").strip() + "\n")
+        print(config_help(mod.Config))
+        return
+    cfg = load_config(mod.Config, preset, list(overrides))
+    s = mod.main(cfg)
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"execrl demo: {s['held_out_tasks']} held-out tasks, {s['model_parameters']:,}-parameter model, "
+                    f"seed {s['seed']}")
+    keys = [k for k in ("pass@1", "pass@5") if k in s["stages"][0]]
+    for col in ["stage", *keys, "verdicts"]:
+        t.add_column(col)
+    for st in s["stages"]:
+        t.add_row(st["stage"], *[f"{st[k]:.3f}" for k in keys],
+                  ", ".join(f"{n} {c}" for n, c in st["status_counts"].items()))
+    Console().print(t)
+    if s["rl_gain"]:
+        print("RL gain (GRPO over the stage before it): " + ", ".join(f"{k} {v:+.3f}" for k, v in s["rl_gain"].items()))
+    print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items()))
+    print(f"report: {s['report']['html']} (+ {os.path.basename(s['report']['png'])}); summary: {s['out']}/summary.json")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("recipe")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.option("--config", "preset", default=None, help="A YAML preset of overrides (see recipes/).")
+@click.option("--force-new", is_flag=True, help="Start a fresh run instead of resuming one with the same name.")
+@click.option("-h", "--help", "show_help", is_flag=True, help="Show this recipe's options.")
+def train(recipe: str, overrides: tuple[str, ...], preset: str | None, force_new: bool, show_help: bool) -> None:
+    """Run a training recipe: execrl train RECIPE [--config preset.yaml] [key=value ...]."""
+    from execrl.training.config import config_help, load_config
+    from execrl.training.recipes import recipe_module
+
+    mod = recipe_module(recipe)
+    if show_help:
+        print(f"execrl train {recipe} [--config preset.yaml] [--force-new] [key=value ...]\n")
+        print((mod.__doc__ or "").strip() + "\n")
+        print(config_help(mod.Config))
+        return
+    cfg = load_config(mod.Config, preset, list(overrides))  # every config error, before any work
+    print(json.dumps(mod.main(cfg, force_new=force_new), default=str))
+
+
+@cli.group()
+def sandbox() -> None:
+    """Inspect the sandbox."""
+
+
+@sandbox.command("demo")
+@click.option("--out", default="runs/sandbox-demo", show_default=True, help="Directory for results.")
 @click.option("--workers", type=int, default=None, help="Parallel sandbox workers [default: one per core].")
-def demo(out: str, workers: int | None) -> None:
-    """The embedded default job: HumanEval references and broken variants through the sandbox."""
+def sandbox_demo(out: str, workers: int | None) -> None:
+    """HumanEval references and broken variants through the isolated sandbox: pass@1 and throughput."""
     from execrl.evaluation import Sample, evaluate
     from execrl.tasks import humaneval
 
@@ -245,32 +306,6 @@ def demo(out: str, workers: int | None) -> None:
     off = [k for k, (on, _) in layers.items() if not on]
     print(f"{pool.n} workers, started in {started:.2f} s; isolation layers off: {', '.join(off) or 'none'}")
     print(f"results in {out}/")
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
-@click.argument("recipe")
-@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
-@click.option("--config", "preset", default=None, help="A YAML preset of overrides (see recipes/).")
-@click.option("--force-new", is_flag=True, help="Start a fresh run instead of resuming one with the same name.")
-@click.option("-h", "--help", "show_help", is_flag=True, help="Show this recipe's options.")
-def train(recipe: str, overrides: tuple[str, ...], preset: str | None, force_new: bool, show_help: bool) -> None:
-    """Run a training recipe: execrl train RECIPE [--config preset.yaml] [key=value ...]."""
-    from execrl.training.config import config_help, load_config
-    from execrl.training.recipes import recipe_module
-
-    mod = recipe_module(recipe)
-    if show_help:
-        print(f"execrl train {recipe} [--config preset.yaml] [--force-new] [key=value ...]\n")
-        print((mod.__doc__ or "").strip() + "\n")
-        print(config_help(mod.Config))
-        return
-    cfg = load_config(mod.Config, preset, list(overrides))  # every config error, before any work
-    print(json.dumps(mod.main(cfg, force_new=force_new), default=str))
-
-
-@cli.group()
-def sandbox() -> None:
-    """Inspect the sandbox."""
 
 
 @sandbox.command()
