@@ -146,9 +146,10 @@ def test_generate_bad_model_spec_is_one_line(tmp_path):
     assert p.returncode != 0 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
 
 
-def test_train_unknown_recipe_is_one_line():
-    p = run("train", "nope")
-    assert p.returncode == 2 and "unknown recipe 'nope'; choose one of: sft, dpo, grpo, raft, rloo, reward_model" in p.stderr
+@pytest.mark.parametrize("name", ["nope", "demo"])  # the demo is `execrl demo`, not a recipe
+def test_train_unknown_recipe_is_one_line(name):
+    p = run("train", name)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"unknown recipe {name!r}; choose one of: sft, dpo, grpo, raft, rloo, ppo, reward_model, critic, critic_pg" in p.stderr
     assert "Traceback" not in p.stderr
 
 

@@ -213,9 +213,9 @@ def report(results: str, out: str | None, title: str | None) -> None:
 def demo(overrides: tuple[str, ...], preset: str | None, show_help: bool) -> None:
     """The embedded default job: pre-train a tiny model, SFT, GRPO with sandbox rewards, pass@k after each stage."""
     from execrl.training.config import config_help, load_config
-    from execrl.training.recipes import recipe_module
+    from execrl.training.recipes import PIPELINES, recipe_module
 
-    mod = recipe_module("demo")
+    mod = recipe_module("demo", PIPELINES)
     if show_help:
         print("execrl demo [--config preset.yaml] [key=value ...]\n")
         print((mod.__doc__ or "").strip() + "\n")

@@ -69,10 +69,12 @@ def test_held_out_combinations_never_reach_the_pretraining_corpus(small):
 
 def test_rerun_resumes_every_stage(small):
     out, _ = small
-    stamp = os.path.getmtime(out / "pretrain" / "pretrain.json")
+    files = [out / "pretrain" / "pretrain.json", out / "sft" / "stage.json", out / "grpo" / "stage.json",
+             out / "grpo" / "final" / "model.safetensors"]
+    stamps = [os.path.getmtime(f) for f in files]
     p = demo(*SMALL, f"out={out}")
     assert p.returncode == 0, p.stderr[-3000:]
-    assert os.path.getmtime(out / "pretrain" / "pretrain.json") == stamp
+    assert [os.path.getmtime(f) for f in files] == stamps  # nothing trained or saved again
     assert json.loads((out / "summary.json").read_text())["stages"][0]["stage"] == "pre-trained"
 
 

@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from execrl.training.config import load_config, preset_command
-from execrl.training.recipes import recipe_module
+from execrl.training.recipes import PIPELINES, RECIPES, recipe_module
 
 for _mod in ("torch", "transformers", "trl", "datasets"):
     pytest.importorskip(_mod)
@@ -28,5 +28,5 @@ def test_preset_names_its_command_and_loads(path):
     assert words[:1] == ["execrl"] and words[-2:] == ["--config", rel], words
     recipe = words[2] if words[1] == "train" else words[1]
     assert words[1] in ("train", "demo")
-    cfg = load_config(recipe_module(recipe).Config, path)
+    cfg = load_config(recipe_module(recipe, RECIPES if words[1] == "train" else PIPELINES).Config, path)
     assert cfg is not None

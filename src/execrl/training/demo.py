@@ -111,6 +111,20 @@ def _pretrain(cfg: Config, train_tasks: dict[str, Any], held_out: dict[str, Any]
     return info
 
 
+def _stage(path: str, run: Any) -> dict[str, Any]:
+    """A recipe's summary: read from ``path`` when the stage finished before, else run it and
+    save the summary there (so a rerun skips finished stages instead of reopening them)."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    summary = run()
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, default=str)
+    os.replace(tmp, path)
+    return summary
+
+
 def _stage_common(cfg: Config, tasks_path: str) -> dict[str, Any]:
     """Recipe settings every stage shares, so all evaluate the same held-out tasks the same way."""
     return {"benchmark": "execrl-basic", "problems": tasks_path, "output_dir": cfg.out, "seed": cfg.seed,
@@ -150,8 +164,9 @@ def main(cfg: Config) -> dict[str, Any]:
         print(f"[2/3] SFT on {min(cfg.sft_tasks, len(train_tasks))} reference solutions, {cfg.sft_steps} steps",
               flush=True)
         t = time.perf_counter()
-        s = sft.main(sft.Config(model=base, run_name="sft", limit=cfg.sft_tasks, max_steps=cfg.sft_steps, learning_rate=cfg.sft_lr,
-                                per_device_train_batch_size=16, save_steps=cfg.sft_steps, **common))
+        s = _stage(os.path.join(cfg.out, "sft", "stage.json"), lambda: sft.main(sft.Config(
+            model=base, run_name="sft", limit=cfg.sft_tasks, max_steps=cfg.sft_steps, learning_rate=cfg.sft_lr,
+            per_device_train_batch_size=16, save_steps=cfg.sft_steps, **common)))
         timings["sft"] = time.perf_counter() - t
         stages += [{"stage": "pre-trained", **s["before"]}, {"stage": "SFT", **s["after"]}]
         model = os.path.join(s["run"], "final")
@@ -165,10 +180,11 @@ def main(cfg: Config) -> dict[str, Any]:
         print(f"[3/3] GRPO on {rl_tasks} other tasks with sandbox rewards ({cfg.grpo_reward}), {cfg.grpo_steps} steps",
               flush=True)
         t = time.perf_counter()
-        g = grpo.main(grpo.Config(model=model, run_name="grpo", skip=cfg.sft_tasks if cfg.sft_steps else 0, chat=False, rewards=[cfg.grpo_reward],
-                                  max_steps=cfg.grpo_steps, learning_rate=cfg.grpo_lr,
-                                  num_generations=cfg.grpo_generations, per_device_train_batch_size=cfg.grpo_batch,
-                                  max_completion_length=24, temperature=1.0, **common))
+        g = _stage(os.path.join(cfg.out, "grpo", "stage.json"), lambda: grpo.main(grpo.Config(
+            model=model, run_name="grpo", skip=cfg.sft_tasks if cfg.sft_steps else 0, chat=False,
+            rewards=[cfg.grpo_reward], max_steps=cfg.grpo_steps, learning_rate=cfg.grpo_lr,
+            num_generations=cfg.grpo_generations, per_device_train_batch_size=cfg.grpo_batch,
+            max_completion_length=24, temperature=1.0, save_steps=50, **common)))
         timings["grpo"] = time.perf_counter() - t
         if not stages:
             stages.append({"stage": "pre-trained", **g["before"]})

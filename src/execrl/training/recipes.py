@@ -25,12 +25,12 @@ RECIPES: dict[str, str] = {
 PIPELINES: dict[str, str] = {"demo": "execrl.training.demo"}
 
 
-def recipe_module(name: str) -> ModuleType:
-    """The module of recipe ``name``; a one-line error for unknown names."""
-    modules = {**RECIPES, **PIPELINES}
-    if name not in modules:
-        raise DataError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+def recipe_module(name: str, table: dict[str, str] = RECIPES) -> ModuleType:
+    """The module of recipe ``name`` in ``table`` (RECIPES or PIPELINES); a one-line error for
+    unknown names."""
+    if name not in table:
+        raise DataError(f"unknown recipe {name!r}; choose one of: {', '.join(table)}")
     try:
-        return importlib.import_module(modules[name])
+        return importlib.import_module(table[name])
     except ImportError as exc:  # a missing optional dependency (torch, trl...) or module
         raise DataError(f"recipe {name!r} cannot load: {exc} (pip install 'execrl[train]')") from None

@@ -148,7 +148,7 @@ def train_lm(model: Any, tokenizer: Any, documents: list[str], steps: int, batch
     return losses
 
 
-def make_tiny_model(out_dir: str, texts: list[str] | None = None, steps: int = 40, seed: int = 0) -> tuple[str, float]:
+def make_tiny_model(out_dir: str, texts: list[str] | None = None, steps: int = 80, seed: int = 0) -> tuple[str, float]:
     """Build, pre-train and save a tiny model and tokenizer into ``out_dir``; returns the
     path and the last pre-training loss."""
     texts = texts or synthetic_corpus(seed=seed)
