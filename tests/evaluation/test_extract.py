@@ -81,3 +81,16 @@ def test_hostile_shapes_neither_crash_nor_hang():
     for text in ("1+" * 100000 + "1", "(" * 50000, "x = (\n" + "  1,\n" * 20000, "def f(:\n" * 5000):
         assert isinstance(extract_program(text, PROMPT, "add"), str)
         assert isinstance(sanitize(text, "add"), str)
+
+
+def test_parse_program_is_silent_on_model_text():
+    import warnings
+
+    from execrl.evaluation.extract import parse_program
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a SyntaxWarning (e.g. '5x', an invalid escape) would raise here
+        assert parse_program("def f(x):\n    return 5x\n") is None
+        assert parse_program("def f(x):\n    return x is 5\n") is not None
+        assert parse_program("s = '\\d'\n") is not None
+        assert parse_program("(" * 500) is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PY_TAGS = {"", "python", "py", "python3", "py3"}
@@ -21,10 +22,16 @@ def code_blocks(text: str) -> list[str]:
     return [body for tag, body in _FENCE.findall(text) if tag.lower() in _PY_TAGS]
 
 
-def _parses(code: str) -> ast.Module | None:
+def parse_program(code: str) -> ast.Module | None:
+    """The AST of model-written ``code``, or None when it does not parse. Never raises and
+    never warns: deep nesting, ``5x`` or ``'\\d'`` (syntax and escape warnings) are a model's output
+    too, and a warning per sample would bury a training run's console."""
     try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # deep nesting is a model's output too
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # invalid escapes before 3.12
+            return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
@@ -37,7 +44,7 @@ def _longest_parsing_prefix(code: str) -> str:
     lines = code.splitlines()
     cuts = [i for i in range(len(lines), 0, -1) if i == len(lines) or (lines[i][:1] and not lines[i][0].isspace())]
     for end in cuts[:MAX_CUTS]:
-        if _parses("\n".join(lines[:end])) is not None:
+        if parse_program("\n".join(lines[:end])) is not None:
             return "\n".join(lines[:end])
     return code
 
@@ -49,7 +56,7 @@ def _cut_torn_tail(code: str) -> str:
     prefix = _longest_parsing_prefix(code)
     rest = code.splitlines()[len(prefix.splitlines()):]
     first = next((ln for ln in rest if ln.strip()), "")
-    return prefix if first and not first[0].isspace() and _parses(prefix) is not None else code
+    return prefix if first and not first[0].isspace() and parse_program(prefix) is not None else code
 
 
 def _defines(tree: ast.Module, name: str) -> bool:
@@ -60,7 +67,7 @@ def _defines(tree: ast.Module, name: str) -> bool:
 
 
 def _pick_block(blocks: list[str], entry_point: str | None) -> str:
-    parsed = [(b, _parses(b) or _parses(_longest_parsing_prefix(b))) for b in blocks]
+    parsed = [(b, parse_program(b) or parse_program(_longest_parsing_prefix(b))) for b in blocks]
     if entry_point:
         defining = [b for b, tree in parsed if tree is not None and _defines(tree, entry_point)]
         if defining:
@@ -92,7 +99,7 @@ def extract_program(text: str, prompt: str | None = None, entry_point: str | Non
 
 
 def _own_definition(text: str, entry_point: str | None) -> bool:
-    tree = _parses(text) or _parses(_longest_parsing_prefix(text))
+    tree = parse_program(text) or parse_program(_longest_parsing_prefix(text))
     if tree is None:
         return False
     return _defines(tree, entry_point) if entry_point else bool(tree.body)
@@ -100,8 +107,8 @@ def _own_definition(text: str, entry_point: str | None) -> bool:
 
 def _with_prompt_context(prompt: str, code: str, entry_point: str) -> str:
     """Prepend the prompt's imports and helper definitions the code does not define itself."""
-    ptree = _parses(prompt + "    pass\n") or _parses(prompt)
-    ctree = _parses(code) or _parses(_longest_parsing_prefix(code))
+    ptree = parse_program(prompt + "    pass\n") or parse_program(prompt)
+    ctree = parse_program(code) or parse_program(_longest_parsing_prefix(code))
     if ptree is None or ctree is None:
         return code
     have = {n.name for n in ctree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
@@ -149,10 +156,10 @@ def sanitize(code: str, entry_point: str | None = None) -> str:
     prints/calls/asserts and test functions. Unparseable code is cut to its longest parsing
     prefix; code that still does not parse is returned as is (the sandbox reports
     ``syntax_error``)."""
-    tree = _parses(code)
+    tree = parse_program(code)
     if tree is None:
         code = _cut_torn_tail(code)
-        tree = _parses(code)
+        tree = parse_program(code)
         if tree is None:
             return code
     lines = code.splitlines()

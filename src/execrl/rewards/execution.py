@@ -37,7 +37,7 @@ from dataclasses import asdict
 from typing import Any
 
 from execrl.errors import DataError
-from execrl.evaluation.extract import extract_program
+from execrl.evaluation.extract import extract_program, parse_program
 from execrl.rewards.columns import TestSpec, decode_spec
 from execrl.sandbox import CallCase, CheckTest, Compare, Limits, Run, SandboxPool, Status, Verdict
 from execrl.tasks import Task
@@ -84,10 +84,8 @@ class VerdictCache:
 
     @staticmethod
     def key(program: str, tests_key: str, limits: Limits) -> str:
-        try:
-            norm = ast.dump(ast.parse(program))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            norm = program
+        tree = parse_program(program)
+        norm = ast.dump(tree) if tree is not None else program
         h = hashlib.sha256()
         for part in (norm, tests_key, json.dumps(asdict(limits), sort_keys=True)):
             h.update(part.encode("utf-8", "surrogatepass"))
@@ -147,9 +145,8 @@ def _entry_point(tests: Any) -> str | None:
 
 def _signals(program: str, entry_point: str | None) -> tuple[bool, bool]:
     """(imports something suspicious, prints in the entry point without returning a value)."""
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = parse_program(program)
+    if tree is None:
         return False, False
     suspicious = False
     for node in ast.walk(tree):

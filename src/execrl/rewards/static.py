@@ -45,7 +45,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from execrl.evaluation.extract import code_blocks, extract_program
+from execrl.evaluation.extract import code_blocks, extract_program, parse_program
 
 __all__ = [
     "BANDIT_CONFIDENCE",
@@ -82,11 +82,8 @@ def _content(x: Any) -> str:
 
 def _module(code: str) -> ast.Module | None:
     """The AST of code that parses and has at least one statement, else None."""
-    try:
-        tree = ast.parse(code)
-    except _PARSE_ERRORS:
-        return None
-    return tree if tree.body else None
+    tree = parse_program(code)
+    return tree if tree is not None and tree.body else None
 
 
 @dataclass

@@ -134,13 +134,15 @@ def _stage_common(cfg: Config, tasks_path: str) -> dict[str, Any]:
 
 def main(cfg: Config) -> dict[str, Any]:
     """Run (or resume) the demo; returns the summary also written to ``<out>/summary.json``."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
     from execrl.tasks import synth
     from execrl.training import grpo, sft
     from execrl.training._common import split_tasks
 
-    hf_logging.disable_progress_bar()  # a bar per weight load and save would bury the stages' own
+    hf_logging.disable_progress_bar()  # a bar per weight load, save and dataset pass would bury the stages' own
+    datasets.disable_progress_bars()
     t0 = time.perf_counter()
     os.makedirs(cfg.out, exist_ok=True)
     tasks_path = os.path.join(cfg.out, "tasks.jsonl")
