@@ -10,7 +10,7 @@ from execrl.tasks import basic, synth
 def test_rows_are_execrl_basic_files_and_deterministic(tmp_path):
     rows = synth.generate(seed=3)
     assert rows == synth.generate(seed=3) and rows != synth.generate(seed=4)
-    assert len(rows) == sum(8 ** t.constants for t in synth.TEMPLATES)
+    assert len(rows) == synth.count() == sum(8 ** t.constants for t in synth.TEMPLATES)
     tasks = basic.load(synth.write(str(tmp_path / "t.jsonl"), rows))
     assert len(tasks) == len(rows) and len({t.metadata["tags"][2] for t in tasks.values()}) == len(rows)
     t = tasks["execrl-synth/0"]

@@ -83,9 +83,12 @@ def test_rerun_resumes_every_stage(small):
     ("bug_rate=1.5", ["bug_rate=1.5", "[0, 1)"]),
     ("grpo_batch=6", ["grpo_batch=6", "multiple of grpo_generations=8"]),
     ("pretrain_steps=x", ["pretrain_steps", "int"]),
+    ("sft_tasks=296", ["sft_tasks=296", "no train task for GRPO"]),
+    ("eval_tasks=336", ["eval_tasks=336", "no train task"]),
+    ("sft_steps=0 grpo_steps=0", ["nothing to train"]),
 ])
 def test_bad_option_is_one_line_before_any_work(tmp_path, override, words):
-    p = demo(override, f"out={tmp_path / 'd'}", cwd=tmp_path)
+    p = demo(*override.split(), f"out={tmp_path / 'd'}", cwd=tmp_path)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and all(w in lines[0] for w in words), p.stderr

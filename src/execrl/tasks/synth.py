@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TEMPLATES", "Template", "corpus", "generate", "write"]
+__all__ = ["TEMPLATES", "Template", "corpus", "count", "generate", "write"]
 
 SOURCE = "execrl-synth"
 CONSTANTS = range(2, 10)  # single-token numbers
@@ -116,6 +116,11 @@ def _combos() -> list[tuple[Template, int, int]]:
 
 def _key(t: Template, a: int, b: int) -> str:
     return f"{t.name}/{a}" + (f"/{b}" if t.constants == 2 else "")
+
+
+def count() -> int:
+    """How many problems ``generate()`` returns (one per template and constants)."""
+    return sum(len(CONSTANTS) ** t.constants for t in TEMPLATES)
 
 
 def generate(seed: int = 0, tests: int = 5) -> list[dict[str, Any]]:

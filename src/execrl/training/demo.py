@@ -77,6 +77,15 @@ class Config:
             raise DataError(f"hidden={self.hidden}: must be a multiple of 4 (the attention heads)")
         if self.grpo_batch % self.grpo_generations:
             raise DataError(f"grpo_batch={self.grpo_batch} must be a multiple of grpo_generations={self.grpo_generations}")
+        from execrl.tasks import synth
+
+        train = synth.count() - self.eval_tasks
+        if train < 1:
+            raise DataError(f"eval_tasks={self.eval_tasks}: leaves no train task ({synth.count()} in all)")
+        if not self.sft_steps and not self.grpo_steps:
+            raise DataError("sft_steps=0 and grpo_steps=0: nothing to train")
+        if self.sft_steps and self.grpo_steps and self.sft_tasks >= train:
+            raise DataError(f"sft_tasks={self.sft_tasks} leaves no train task for GRPO ({train} in all)")
 
 
 def _pretrain(cfg: Config, train_tasks: dict[str, Any], held_out: dict[str, Any], path: str) -> dict[str, Any]:
@@ -177,8 +186,6 @@ def main(cfg: Config) -> dict[str, Any]:
     grpo_run = None
     if cfg.grpo_steps:
         rl_tasks = len(train_tasks) - (cfg.sft_tasks if cfg.sft_steps else 0)
-        if rl_tasks < 1:
-            raise DataError(f"sft_tasks={cfg.sft_tasks} leaves no train task for GRPO ({len(train_tasks)} in all)")
         print(f"[3/3] GRPO on {rl_tasks} other tasks with sandbox rewards ({cfg.grpo_reward}), {cfg.grpo_steps} steps",
               flush=True)
         t = time.perf_counter()
@@ -193,8 +200,6 @@ def main(cfg: Config) -> dict[str, Any]:
         stages.append({"stage": "GRPO", **g["after"]})
         grpo_run = g["run"]
 
-    if not stages:
-        raise DataError("sft_steps=0 and grpo_steps=0: nothing to train or evaluate")
     by_stage = {s["stage"]: s for s in stages}
     rl_gain = None
     if "GRPO" in by_stage:

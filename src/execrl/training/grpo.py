@@ -37,7 +37,7 @@ from execrl.training._common import (
 )
 from execrl.training.config import RunDir, field_doc
 
-__all__ = ["REWARDS", "Config", "build_rewards", "main"]
+__all__ = ["REWARDS", "Config", "build_rewards", "check_rewards", "main"]
 
 
 def _static(cls_name: str) -> Callable[[Any], Any]:
@@ -97,13 +97,7 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        unknown = [r for r in self.rewards if r not in REWARDS]
-        if unknown:
-            raise DataError(f"rewards: unknown reward {unknown[0]!r}; choose from: {', '.join(REWARDS)}")
-        if not self.rewards:
-            raise DataError("rewards: give at least one reward")
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
-            raise DataError(f"reward_weights: {len(self.reward_weights)} weights for {len(self.rewards)} rewards")
+        check_rewards(self.rewards, self.reward_weights)
         if self.num_generations < 2:
             raise DataError(f"num_generations must be at least 2 ({self.GROUP_WHY})")
         if self.per_device_train_batch_size % self.num_generations:
@@ -116,6 +110,17 @@ class Config(RunConfig):
             raise DataError("save_steps must be >= 0")
         if self.use_vllm:
             require_vllm("use_vllm=true")
+
+
+def check_rewards(names: list[str], weights: list[float] | None) -> None:
+    """For ``validate()``: one-line errors for unknown, missing or mis-weighted reward names."""
+    unknown = [r for r in names if r not in REWARDS]
+    if unknown:
+        raise DataError(f"rewards: unknown reward {unknown[0]!r}; choose from: {', '.join(REWARDS)}")
+    if not names:
+        raise DataError("rewards: give at least one reward")
+    if weights is not None and len(weights) != len(names):
+        raise DataError(f"reward_weights: {len(weights)} weights for {len(names)} rewards")
 
 
 def build_rewards(names: list[str], pool: Any) -> list[Any]:

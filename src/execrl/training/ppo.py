@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from execrl.errors import DataError
 from execrl.training._common import RunConfig, held_out_evaluator, peft_config, resolve_model, split_tasks
 from execrl.training.config import RunDir, field_doc
-from execrl.training.grpo import REWARDS, build_rewards
+from execrl.training.grpo import REWARDS, build_rewards, check_rewards
 
 if TYPE_CHECKING:
     import torch
@@ -91,13 +91,7 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        unknown = [r for r in self.rewards if r not in REWARDS]
-        if unknown:
-            raise DataError(f"rewards: unknown reward {unknown[0]!r}; choose from: {', '.join(REWARDS)}")
-        if not self.rewards:
-            raise DataError("rewards: give at least one reward")
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
-            raise DataError(f"reward_weights: {len(self.reward_weights)} weights for {len(self.rewards)} rewards")
+        check_rewards(self.rewards, self.reward_weights)
         for key in ("rollout_batch_size", "samples_per_prompt", "max_steps", "ppo_epochs", "mini_batch_size",
                     "max_completion_length"):
             if getattr(self, key) < 1:
