@@ -201,3 +201,16 @@ def test_score_sums_weighted_rewards_and_keeps_none():
                     log_metric=print)
     assert out == [2.0, None, None]  # a harness failure in any reward skips the completion
     assert seen == {"tests": ["t1", "t2", "t3"], "log_metric": print}
+
+
+def test_report_to_tensorboard_mirrors_every_step(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    s = summary(train("ppo", *SMOKE, f"output_dir={tmp_path}", "report_to=tensorboard", "save_steps=0"))
+    events = EventAccumulator(os.path.join(s["run"], "runs")).Reload()
+    rewards = events.Scalars("reward")
+    assert [e.step for e in rewards] == [1, 2]
+    rows = [json.loads(x) for x in open(os.path.join(s["run"], "metrics.jsonl"), encoding="utf-8")]
+    assert [e.value for e in rewards] == pytest.approx([r["reward"] for r in rows if "reward" in r])
+    assert {"policy_loss", "value_loss", "kl", "pass_rate"} <= set(events.Tags()["scalars"])

@@ -29,3 +29,9 @@ def test_vllm_without_vllm_is_one_line_before_any_work(tmp_path, recipe, overrid
 @pytest.mark.parametrize("recipe", ["sft", "dpo"])
 def test_unknown_generator_is_one_line(tmp_path, recipe):
     assert_config_error(recipe, ["generator=tgi"], ["generator='tgi'", "hf, vllm"], tmp_path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
+@pytest.mark.parametrize("recipe", ["sft", "ppo", "critic"])
+def test_report_to_a_missing_logger_is_one_line_before_any_work(tmp_path, recipe):
+    assert_config_error(recipe, ["report_to=wandb"], ["report_to=wandb needs wandb", "pip install wandb"], tmp_path)

@@ -117,10 +117,22 @@ class RunConfig:
             raise DataError(f"eval_temperature={self.eval_temperature}: must be 0 or more")
         if self.report_to not in REPORT_TO:
             raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
+        if self.report_to != "none":
+            import importlib.util
+
+            if importlib.util.find_spec(self.report_to) is None:
+                raise DataError(f"report_to={self.report_to} needs {self.report_to}: pip install {self.report_to}")
         if self.generator not in GENERATORS:
             raise DataError(f"generator={self.generator!r}: choose one of {', '.join(GENERATORS)}")
         if self.generator == "vllm":
             require_vllm("generator=vllm")
+
+
+def _checkpointing_key() -> str:
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
 
 
 def trainer_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -137,8 +149,9 @@ def trainer_settings(cfg: RunConfig) -> dict[str, Any]:
         "logging_steps": 1,
         "report_to": cfg.report_to,
         "disable_tqdm": True,
-        # saves GPU memory; on CPU it only costs time (and naming the key at all warns there)
-        **({} if on_cpu else {"gradient_checkpointing": True}),
+        # saves GPU memory; on CPU it only costs time. TRL's configs default it to on, so say so
+        # either way, under the name this transformers knows (5.x renamed it, warning on the old).
+        _checkpointing_key(): not on_cpu,
     }
 
 
@@ -163,6 +176,44 @@ def metrics_callback(run: RunDir) -> Any:
                 run.log(dict(logs), step=state.global_step)
 
     return ToMetrics()
+
+
+class _TensorBoard:
+    def __init__(self, log_dir: str) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=log_dir)
+
+    def log(self, scalars: dict[str, float], step: int) -> None:
+        for key, value in scalars.items():
+            self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _WandB:
+    def __init__(self, run: RunDir) -> None:
+        import wandb
+
+        self.run = wandb.init(project="execrl", name=os.path.basename(run.path), dir=run.path, config=run.config,
+                              resume="allow")
+
+    def log(self, scalars: dict[str, float], step: int) -> None:
+        self.run.log(scalars, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+def mirror_metrics(cfg: RunConfig, run: RunDir) -> None:
+    """For recipes with their own training loop (TRL trainers do this themselves): every
+    ``run.log`` line also goes to TensorBoard (``<run>/runs/``) or W&B, as ``report_to`` says."""
+    if cfg.report_to == "tensorboard":
+        run.mirrors.append(_TensorBoard(os.path.join(run.path, "runs")))
+    elif cfg.report_to == "wandb":
+        run.mirrors.append(_WandB(run))
 
 
 def show_progress(trainer: Any, desc: str) -> Any:

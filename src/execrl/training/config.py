@@ -416,6 +416,7 @@ class RunDir:
         self.config = config
         self.resumed = resumed
         self._writer: AppendWriter | None = None
+        self.mirrors: list[Any] = []  # objects with log(scalars, step) and close(), e.g. TensorBoard
 
     @property
     def metrics_path(self) -> str:
@@ -505,6 +506,11 @@ class RunDir:
         # NaN is not valid JSON; as a string a diverged loss stays visible to every reader
         row = json.loads(json.dumps({"step": step, **metrics}, default=_jsonable), parse_constant=str)
         self._writer.write(row)
+        if self.mirrors:
+            scalars = {k: v for k, v in _flat({k: v for k, v in row.items() if k != "step"}).items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            for mirror in self.mirrors:
+                mirror.log(scalars, step)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The complete lines of ``metrics.jsonl`` (a torn last line is dropped)."""
@@ -557,6 +563,9 @@ class RunDir:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        for mirror in self.mirrors:
+            mirror.close()
+        self.mirrors = []
 
     def __enter__(self) -> RunDir:
         return self

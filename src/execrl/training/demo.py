@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 from execrl.errors import DataError
@@ -152,6 +153,9 @@ def main(cfg: Config) -> dict[str, Any]:
 
     hf_logging.disable_progress_bar()  # a bar per weight load, save and dataset pass would bury the stages' own
     datasets.disable_progress_bars()
+    # TRL 1.16 asks transformers 5 for its old checkpointing names once per step; a FutureWarning
+    # per step would bury the demo's own output (the library itself leaves warnings alone)
+    warnings.filterwarnings("ignore", message=r".*_checkpointing.* is deprecated", category=FutureWarning)
     t0 = time.perf_counter()
     os.makedirs(cfg.out, exist_ok=True)
     tasks_path = os.path.join(cfg.out, "tasks.jsonl")

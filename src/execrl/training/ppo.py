@@ -46,7 +46,14 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from execrl.errors import DataError
-from execrl.training._common import RunConfig, held_out_evaluator, peft_config, resolve_model, split_tasks
+from execrl.training._common import (
+    RunConfig,
+    held_out_evaluator,
+    mirror_metrics,
+    peft_config,
+    resolve_model,
+    split_tasks,
+)
 from execrl.training.config import RunDir, field_doc
 from execrl.training.grpo import REWARDS, build_rewards, check_rewards
 
@@ -228,6 +235,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
 
     # -- setup
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="ppo", force_new=force_new)
+    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, cfg.seed)
     train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train:
