@@ -38,7 +38,7 @@ def split_tasks(benchmark: str, problems: str | None, eval_tasks: int, seed: int
     tasks = load_benchmark(benchmark, problems)
     ids = sorted(tasks)
     random.Random(seed).shuffle(ids)
-    cut = len(ids) - eval_tasks if eval_tasks else len(ids)
+    cut = len(ids) - eval_tasks
     held, rest = ids[cut:], ids[:cut][skip:]
     train = rest if limit is None else rest[:limit]
     return {t: tasks[t] for t in train}, {t: tasks[t] for t in held}
@@ -69,12 +69,18 @@ REPORT_TO = ("none", "tensorboard", "wandb")
 GENERATORS = ("hf", "vllm")
 
 
-def require_vllm(what: str) -> None:
-    """A one-line error, before any work, when ``what`` needs vLLM and it is not installed."""
+def require_module(module: str, what: str, hint: str) -> None:
+    """For ``validate()``: a one-line error, before any work, when ``what`` needs ``module``
+    and it is not installed; ``hint`` says how to get it."""
     import importlib.util
 
-    if importlib.util.find_spec("vllm") is None:
-        raise DataError(f"{what} needs vllm (and a GPU): pip install 'execrl[vllm]'")
+    if importlib.util.find_spec(module) is None:
+        raise DataError(f"{what} needs {hint}")
+
+
+def require_vllm(what: str) -> None:
+    """:func:`require_module` for vLLM."""
+    require_module("vllm", what, "vllm (and a GPU): pip install 'execrl[vllm]'")
 
 
 @dataclasses.dataclass
@@ -118,10 +124,7 @@ class RunConfig:
         if self.report_to not in REPORT_TO:
             raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
         if self.report_to != "none":
-            import importlib.util
-
-            if importlib.util.find_spec(self.report_to) is None:
-                raise DataError(f"report_to={self.report_to} needs {self.report_to}: pip install {self.report_to}")
+            require_module(self.report_to, f"report_to={self.report_to}", f"{self.report_to}: pip install {self.report_to}")
         if self.generator not in GENERATORS:
             raise DataError(f"generator={self.generator!r}: choose one of {', '.join(GENERATORS)}")
         if self.generator == "vllm":
