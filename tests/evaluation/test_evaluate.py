@@ -108,3 +108,18 @@ def test_extract_option_reads_chat_answers(tmp_path):
     [raw] = read_samples(str(p), tasks)
     [clean] = read_samples(str(p), tasks, extract=True)
     assert "```" in raw.program and "```" not in clean.program and "print(" not in clean.program
+
+
+def test_extracted_chat_answers_to_a_stdin_task_pass(pool, tmp_path):
+    from execrl.sandbox import StdioCase
+
+    tasks = {"s/0": Task("s/0", "Read n; print n squared.", (StdioCase("3\n", "9\n"), StdioCase("4\n", "16\n")))}
+    assert tasks["s/0"].is_script and not _tasks()["t/0"].is_script
+    p = tmp_path / "s.jsonl"
+    answers = ["```python\nn = int(input())\nprint(n * n)\n```",
+               "```python\ndef main():\n    print(int(input()) ** 2)\n\nif __name__ == '__main__':\n    main()\n```",
+               "```python\nprint(int(input()) + 1)\n```"]
+    p.write_text("".join(json.dumps({"task_id": "s/0", "completion": a}) + "\n" for a in answers))
+    summary = evaluate(tasks, read_samples(str(p), tasks, extract=True), str(tmp_path / "r.jsonl"), pool=pool,
+                       progress=False)
+    assert summary.pass_at_k["pass@1"] == pytest.approx(2 / 3)

@@ -50,6 +50,28 @@ def test_without_entry_point_drops_demo_code_only():
     assert _defs(sanitize(src)) == ["f"] and "X = 2" in sanitize(src)
 
 
+SCRIPT = "import sys\n\ndef main():\n    n = int(input())\n    print(n * 2)\n\nif __name__ == '__main__':\n    main()\n"
+
+
+def test_a_stdin_script_keeps_its_top_level_calls_and_main_guard():
+    """A stdin/stdout task's program is the script itself: dropping its prints and main guard,
+    as for a function task, left it printing nothing (every APPS/CodeContests answer failed)."""
+    for text in (f"```python\n{SCRIPT}```", SCRIPT, f"Here you go:\n```python\n{SCRIPT}```\nDone."):
+        assert extract_program(text, "Read n, print 2n.", None, script=True) == SCRIPT
+    assert sanitize("print(int(input()) + 1)\n", script=True) == "print(int(input()) + 1)\n"
+    assert sanitize("print(int(input()) + 1)\n") == "\n"  # a function task's demo code, dropped
+    assert extract_program("x = int(input())\nprint(x", "Read x.", None, script=True) == "x = int(input())\n"
+
+
+def test_stdin_scripts_extracted_from_chat_answers_pass_in_the_sandbox(pool):
+    from execrl.sandbox import Run, StdioCase
+
+    tests = (StdioCase("3\n", "6\n"), StdioCase("-1\n", "-2\n"))
+    answers = [f"```python\n{SCRIPT}```", "```python\nprint(int(input()) * 2)\n```", SCRIPT]
+    vs = pool.run([Run(extract_program(a, "Read n, print 2n.", None, script=True), tests) for a in answers])
+    assert [v.passed for v in vs] == [True, True, True]
+
+
 @pytest.mark.parametrize("garbage", ["", "I cannot help with that.", "```python\n```"])
 def test_nothing_useful_still_returns_text(garbage):
     assert isinstance(extract_program(garbage, PROMPT, "add"), str)

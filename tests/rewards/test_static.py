@@ -293,3 +293,16 @@ def test_tool_failure_raises(ruff, monkeypatch):
     monkeypatch.setattr(static.subprocess, "run", broken)
     with pytest.raises(RuntimeError, match="ruff failed .exit 2.: error: something broke"):
         ruff(None, [CLEAN])
+
+
+def test_a_stdin_script_is_scored_whole(bandit):
+    # a stdin/stdout task (its tests column says so): the top-level code is the program, so
+    # an eval of input in it counts; a function task's top-level call is demo code, dropped
+    from execrl.rewards import encode_tests
+    from execrl.sandbox import StdioCase
+
+    script = "```python\nprint(eval(input()))\n```"
+    stdio = encode_tests((StdioCase("1\n", "1\n"),))
+    assert bandit(None, [script], tests=[stdio]) == [pytest.approx(-0.3)]
+    assert bandit(None, [script]) == [0.0]
+    assert bandit(None, [script], tests=["{malformed"]) == [0.0]

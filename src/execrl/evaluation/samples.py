@@ -37,10 +37,10 @@ def read_samples(path: str, tasks: dict[str, Task], extract: bool = False) -> li
         if isinstance(row.get("solution"), str):
             program = row["solution"]
             if extract:
-                program = extract_program(program, task.prompt, task.entry_point)
+                program = extract_program(program, task.prompt, task.entry_point, script=task.is_script)
         elif isinstance(row.get("completion"), str):
             if extract:
-                program = extract_program(row["completion"], task.prompt, task.entry_point)
+                program = extract_program(row["completion"], task.prompt, task.entry_point, script=task.is_script)
             else:
                 program = task.prompt + row["completion"]
         else:

@@ -41,6 +41,7 @@ from execrl.evaluation.extract import extract_program, parse_program
 from execrl.rewards.columns import TestSpec, decode_spec
 from execrl.sandbox import CallCase, CheckTest, Compare, Limits, Run, SandboxPool, Status, Verdict
 from execrl.tasks import Task
+from execrl.tasks._model import is_script
 
 CODERL_VALUES: dict[Status, float] = {
     Status.PASSED: 1.0,
@@ -233,12 +234,12 @@ class ExecutionReward:
             raise DataError("the reward needs a 'tests' column, or tasks= and a 'task_id' column")
         return TestSpec((), Compare(), None), ""
 
-    def _program(self, prompt: Any, completion: Any, entry_point: str | None) -> str:
+    def _program(self, prompt: Any, completion: Any, entry_point: str | None, script: bool = False) -> str:
         text = _text(completion)
         prompt_text = prompt if isinstance(prompt, str) else None
         if self.extract:
             try:
-                return extract_program(text, prompt_text, entry_point)
+                return extract_program(text, prompt_text, entry_point, script=script)
             except Exception:  # noqa: BLE001 - whatever the model wrote, the sandbox judges it as is
                 pass
         return (prompt_text or "") + text
@@ -285,7 +286,8 @@ class ExecutionReward:
         tests = [self._tests(columns, i, "tests") for i in range(n)]
         eps = columns.get("entry_point") or [None] * n
         entry = [eps[i] or _entry_point(tests[i][0].tests) for i in range(n)]
-        programs = [self._program(prompts[i] if i < len(prompts) else None, completions[i], entry[i]) for i in range(n)]
+        programs = [self._program(prompts[i] if i < len(prompts) else None, completions[i], entry[i],
+                                  is_script(tests[i][0].tests)) for i in range(n)]
         hidden = self._judge([(programs[i], tests[i][0], tests[i][1]) for i in range(n)])
         score = SCORES[self.score]
         rewards = [None if v.status is Status.SANDBOX_ERROR else score(v) for v in hidden]

@@ -45,6 +45,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from execrl.errors import DataError
 from execrl.evaluation.extract import code_blocks, extract_program, parse_program
 
 __all__ = [
@@ -94,17 +95,30 @@ class _Item:
     prompt: str | None
     text: str
     entry_point: str | None
+    script: bool = False  # judged on stdin/stdout: its top-level code is the program
 
     @cached_property
     def program(self) -> str:
         try:
-            return extract_program(self.text, self.prompt, self.entry_point)
+            return extract_program(self.text, self.prompt, self.entry_point, script=self.script)
         except (RecursionError, MemoryError):  # pathological nesting: score it as broken
             return self.text
 
     @cached_property
     def tree(self) -> ast.Module | None:
         return _module(self.program)
+
+
+def _stdio_column(text: Any) -> bool:
+    """Whether a ``tests`` column holds stdin/stdout tests (a malformed one: no; the
+    execution reward reports it)."""
+    from execrl.rewards.columns import decode_tests
+    from execrl.tasks._model import is_script
+
+    try:
+        return is_script(decode_tests(text))
+    except DataError:
+        return False
 
 
 def _defines(tree: ast.Module, entry_point: str | None) -> bool:
@@ -171,12 +185,13 @@ class _StaticReward:
         """Score a batch; ``kwargs`` are dataset columns plus TRL's ``trainer_state``,
         ``log_metric`` and ``log_extra`` (all optional)."""
         n = len(completions)
-        column = kwargs.get("entry_point")
+        column, tests = kwargs.get("entry_point"), kwargs.get("tests")
         items = [
             _Item(
                 prompt=prompts[i] if prompts is not None and i < len(prompts) and isinstance(prompts[i], str) else None,
                 text=_content(completions[i]),
                 entry_point=(column[i] if column is not None else self.entry_point) or None,
+                script=tests is not None and i < len(tests) and _stdio_column(tests[i]),
             )
             for i in range(n)
         ]

@@ -10,6 +10,11 @@ from execrl.sandbox import CallCase, CheckTest, Compare, Limits, Run, StdioCase
 Tests = CheckTest | tuple[CallCase, ...] | tuple[StdioCase, ...]
 
 
+def is_script(tests: Any) -> bool:
+    """Whether ``tests`` judge a program on stdin/stdout: every one a :class:`StdioCase`."""
+    return isinstance(tests, tuple) and bool(tests) and all(isinstance(t, StdioCase) for t in tests)
+
+
 @dataclass(frozen=True)
 class Task:
     """One problem.
@@ -30,6 +35,12 @@ class Task:
     compare: Compare = field(default_factory=Compare)
     metadata: dict[str, Any] = field(default_factory=dict)
     limits: Limits | None = None
+
+    @property
+    def is_script(self) -> bool:
+        """Whether the task judges a whole program on stdin/stdout (APPS, CodeContests)
+        rather than a function; code extraction keeps such a program's top-level calls."""
+        return is_script(self.tests)
 
     def run(self, program: str, limits: Limits | None = None, run_id: str | None = None) -> Run:
         """A sandbox :class:`Run` of ``program`` (a whole program) against the hidden tests."""

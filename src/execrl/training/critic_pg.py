@@ -118,7 +118,7 @@ def _judge(pool: Any, tasks: list[Any], completions: list[str]) -> list[str]:
     """Verdict statuses of each task's completion (extracted as the evaluation does)."""
     from execrl.evaluation.extract import extract_program
 
-    runs = [t.run(extract_program(c, t.prompt, t.entry_point)) for t, c in zip(tasks, completions, strict=True)]
+    runs = [t.run(extract_program(c, t.prompt, t.entry_point, script=t.is_script)) for t, c in zip(tasks, completions, strict=True)]
     return [v.status.value for v in pool.run(runs)]
 
 
