@@ -209,3 +209,59 @@ def test_task_comparison_and_limits_travel_with_the_tests_column(pool):
         assert fn([row["prompt"]] * 2, progs, **cols) == [1.0, 0.0]  # tolerance used; the task's 0.5 s limit too
     loose = pass_fraction(pool=pool, limits=Limits(timeout=3.0))  # an explicit limit overrides the task's
     assert loose([row["prompt"]] * 2, progs, tests=[row["tests"]] * 2) == [1.0, 1.0]
+
+
+CHAT_ANSWERS = {  # chat answer to TASK -> (pass_all, coderl): an answer with no attempt scores lowest
+    "empty": ("", 0.0, -1.0),
+    "prose only": ("I cannot solve this.", 0.0, -1.0),
+    "docstring and pass": ('```python\n"""todo"""\npass\n```', 0.0, -1.0),
+    "no definition of sq": ("```python\nx = 1\n```", 0.0, -1.0),
+    "another name": ("```python\ndef square(x):\n    return x * x\n```", 0.0, -1.0),
+    "raises": ("```python\ndef sq(x):\n    raise ValueError\n```", 0.0, -0.6),
+    "lambda": ("```python\nsq = lambda x: x * x\n```", 1.0, 1.0),
+    "correct": ("```python\ndef sq(x):\n    return x * x\n```", 1.0, 1.0),
+}
+
+
+def test_coderl_scores_an_answer_with_no_attempt_below_a_runtime_error(pool):
+    # answering nothing used to be a runtime error (-0.6): better than broken code (-1.0), a
+    # reward hack PPO found; now it is scored like code that does not compile
+    names = list(CHAT_ANSWERS)
+    prompts = [[{"role": "user", "content": TASK.prompt}]] * len(names)
+    columns = {k: [ROW[k]] * len(names) for k in ("tests", "entry_point")}
+    answers = [CHAT_ANSWERS[n][0] for n in names]
+    for fn, col in ((pass_all(pool=pool), 1), (coderl(pool=pool), 2)):
+        got = fn(prompts, answers, **columns)
+        assert dict(zip(names, got, strict=True)) == {n: CHAT_ANSWERS[n][col] for n in names}
+
+
+def test_coderl_scores_an_empty_stdin_program_lowest(pool):
+    task = Task("t/add", "Read two integers, print their sum.", tests=(StdioCase("1 2\n", "3\n"),))
+    row = task_rows([task], chat=True)[0]
+    answers = ["", "```python\nprint(0)\n```", "```python\na, b = map(int, input().split())\nprint(a + b)\n```",
+               "```python\ndef main():\n    print(sum(map(int, input().split())))\n\n"
+               "if __name__ == '__main__':\n    main()\n```"]
+    columns = {"tests": [row["tests"]] * len(answers)}
+    assert coderl(pool=pool)([row["prompt"]] * len(answers), answers, **columns) == [-1.0, -0.3, 1.0, 1.0]
+
+
+@pytest.mark.parametrize(("program", "entry", "nothing"), [
+    ("", "f", True),
+    ("# a comment\n", None, True),
+    ('"""doc"""\npass\n', None, True),
+    ("x = 1\n", "f", True),
+    ("def g():\n    pass\n", "f", True),
+    ("print(1)\n", None, False),
+    ("def f():\n    pass\n", "f", False),
+    ("async def f():\n    pass\n", "f", False),
+    ("class f:\n    pass\n", "f", False),
+    ("f = g = len\n", "f", False),
+    ("from math import sqrt as f\n", "f", False),
+    ("import f\n", "f", False),
+    ("if True:\n    def f():\n        pass\n", "f", False),  # may bind it: not judged
+    ("def f(:\n", "f", False),  # a syntax error is judged as one
+])
+def test_no_attempt(program, entry, nothing):
+    from execrl.rewards.execution import no_attempt
+
+    assert no_attempt(program, entry) is nothing

@@ -16,6 +16,11 @@ syntax_error       0.0       0.0            -1.0  (does not compile)
 sandbox_error      None      None           None  (the harness failed: TRL skips it)
 =================  ========  =============  ======================================
 
+``coderl`` also gives -1.0 to a completion that holds no attempt (:func:`no_attempt`: no
+statement at all, or no top-level definition of the task's entry point), whatever its verdict:
+otherwise answering nothing would be a runtime error (-0.6) or, on stdin tasks, a wrong answer
+(-0.3), both better than trying and failing to compile, and PPO learned exactly that.
+
 ``passed/total`` counts tests that ran and compared equal over all the task's tests (a run
 stopped early by a timeout gets credit only for the tests before it). A hacking completion
 (lying ``__eq__``, early exit, forged output) gets the failure value of its real outcome: the
@@ -142,6 +147,34 @@ def _entry_point(tests: Any) -> str | None:
     if tests and isinstance(tests[0], CallCase):
         return tests[0].fn_name
     return None
+
+
+def no_attempt(program: str, entry_point: str | None) -> bool:
+    """Whether ``program`` attempts nothing: it parses, and has no statement but docstrings and
+    ``pass``, or (with an ``entry_point``) binds that name nowhere at top level."""
+    tree = parse_program(program)
+    if tree is None:
+        return False  # a syntax error is judged as one
+    body = [n for n in tree.body if not (isinstance(n, ast.Pass) or
+                                         (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)))]
+    if not body:
+        return True
+    if entry_point is None:
+        return False
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == entry_point:
+            return False
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name.split(".")[0]) == entry_point for a in node.names):
+            return False
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(n, ast.Name) and n.id == entry_point for t in targets for n in ast.walk(t)):
+                return False
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom,
+                                 ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            return False  # an if/try/with/for at top level may bind it: not ours to judge
+    return True
 
 
 def _signals(program: str, entry_point: str | None) -> tuple[bool, bool]:
@@ -291,6 +324,10 @@ class ExecutionReward:
         hidden = self._judge([(programs[i], tests[i][0], tests[i][1]) for i in range(n)])
         score = SCORES[self.score]
         rewards = [None if v.status is Status.SANDBOX_ERROR else score(v) for v in hidden]
+        if self.score == "coderl":  # answering nothing must not beat trying (see the module doc)
+            lowest = CODERL_VALUES[Status.SYNTAX_ERROR]
+            rewards = [lowest if r is not None and not v.passed and no_attempt(p, e) else r
+                       for r, v, p, e in zip(rewards, hidden, programs, entry, strict=True)]
         public_v: list[Verdict | None] = [None] * n
         if self.public:
             pub = [self._tests(columns, i, "public_tests") for i in range(n)]
