@@ -259,7 +259,16 @@ def train(recipe: str, overrides: tuple[str, ...], preset: str | None, force_new
         print(config_help(mod.Config))
         return
     cfg = load_config(mod.Config, preset, list(overrides))  # every config error, before any work
-    print(json.dumps(mod.main(cfg, force_new=force_new), default=str))
+    from execrl.training._dist import finish
+
+    ok = False
+    try:
+        summary = mod.main(cfg, force_new=force_new)
+        ok = True
+    finally:
+        finish(ok)  # several processes: leave together, the group torn down
+    if os.environ.get("RANK", "0") == "0":  # launched as several processes: the main one reports
+        print(json.dumps(summary, default=str))
 
 
 @cli.group()
@@ -356,7 +365,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (DataError, SandboxError, ValueError, ImportError) as exc:
-        click.echo(f"execrl: error: {exc}", err=True)
+        if not getattr(exc, "copied", False):  # several processes: only the one that failed says why
+            click.echo(f"execrl: error: {exc}", err=True)
         sys.exit(2)
     except RuntimeError as exc:  # BackendError: a model server or library failed
         click.echo(f"execrl: error: {exc}", err=True)

@@ -4,29 +4,70 @@ before/after evaluation through the sandbox."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 from typing import Any
 
+from execrl._jsonl import read_done
 from execrl.errors import DataError
 from execrl.evaluation import evaluate, read_samples
 from execrl.sandbox import SandboxPool
 from execrl.tasks import Task, load_benchmark
+from execrl.training._dist import CopiedError, processes, world_size
 from execrl.training.config import RunDir, check_local_path, field_doc
 
 TINY = "tiny"  # the model spec that builds the local tiny Llama (execrl.training.tiny)
 
 
+def open_run(cfg: Any, recipe: str, force_new: bool = False) -> RunDir:
+    """The run directory of ``cfg`` (:meth:`RunDir.create`). With several processes the main
+    one creates or reopens it and the others get the same directory, not writing to it."""
+    procs = processes()
+    if procs.size == 1:
+        return RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe=recipe, force_new=force_new)
+    run: RunDir | None = None
+
+    def create() -> tuple[str, dict[str, Any], bool]:
+        nonlocal run
+        run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe=recipe, force_new=force_new)
+        return run.path, run.config, run.resumed
+
+    path, data, resumed = procs.on_main(create)
+    return run if run is not None else RunDir(path, data, resumed=resumed, writes=False)
+
+
+def single_process(recipe: str) -> None:
+    """A one-line error, before any work, for a recipe with its own training loop launched
+    as several processes (``accelerate launch``/``torchrun`` with more than one)."""
+    if world_size() > 1:
+        error = DataError if os.environ.get("RANK", "0") == "0" else CopiedError  # said once, by the main process
+        raise error(f"{recipe} trains in one process (this launch has WORLD_SIZE={world_size()}); "
+                    "run it without accelerate launch/torchrun, or pick a TRL-based recipe for several GPUs")
+
+
+def sandbox_pool() -> SandboxPool:
+    """A sandbox pool for this process: a worker per core, the cores split between the
+    processes of a multi-process run on this machine. Workers start on first use."""
+    procs = processes()
+    return SandboxPool(procs.cores() if procs.size > 1 else None)
+
+
 def resolve_model(spec: str, run: RunDir, seed: int = 0) -> str:
-    """A model path or hub id; ``tiny`` builds the tiny local model once per run directory."""
+    """A model path or hub id; ``tiny`` builds the tiny local model once per run directory
+    (by the main process when there are several)."""
     if spec != TINY:
         return spec
     path = os.path.join(run.path, "tiny-base")
-    if not os.path.exists(os.path.join(path, "config.json")):
-        from execrl.training.tiny import make_tiny_model
 
-        make_tiny_model(path, seed=seed)
-    return path
+    def build() -> str:
+        if not os.path.exists(os.path.join(path, "config.json")):
+            from execrl.training.tiny import make_tiny_model
+
+            make_tiny_model(path, seed=seed)
+        return path
+
+    return processes().on_main(build)
 
 
 def split_tasks(benchmark: str, problems: str | None, eval_tasks: int, seed: int,
@@ -50,17 +91,61 @@ def evaluate_model(model: str, tasks: dict[str, Task], out_dir: str, *, n: int =
                    batch_size: int = 32) -> dict[str, Any]:
     """pass@k of ``model`` on ``tasks``: sample with ``generator`` (``hf`` or ``vllm``),
     extract, run in the sandbox. Samples and verdicts are written under ``out_dir`` (resumable)."""
-    from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation._backends import make_backend
+    from execrl.generation import SamplingParams
 
-    os.makedirs(out_dir, exist_ok=True)
     samples = os.path.join(out_dir, "samples.jsonl")
     params = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-    kw = {"batch_size": batch_size} if generator == "hf" else {}
-    generate_samples(make_backend(f"{generator}:{model}", chat=chat, **kw), tasks, samples, params, progress=False)
-    rows = read_samples(samples, tasks, extract=True)
-    s = evaluate(tasks, rows, os.path.join(out_dir, "results.jsonl"), pool=pool, ks=ks, progress=False)
-    return {**s.pass_at_k, "status_counts": s.status_counts}
+    sample_tasks(model, tasks, samples, params, chat=chat, generator=generator, batch_size=batch_size)
+
+    def judge() -> dict[str, Any]:
+        rows = read_samples(samples, tasks, extract=True)
+        s = evaluate(tasks, rows, os.path.join(out_dir, "results.jsonl"), pool=pool, ks=ks, progress=False)
+        return {**s.pass_at_k, "status_counts": s.status_counts}
+
+    return processes().on_main(judge)
+
+
+def sample_tasks(model: str, tasks: dict[str, Task], path: str, params: Any, *, chat: bool | None,
+                 generator: str = "hf", batch_size: int = 32) -> None:
+    """:func:`~execrl.generation.generate_samples` of ``model`` on ``tasks`` into ``path``
+    (resumable), split over the processes of a multi-process run: each samples its share
+    of the tasks on its own device into ``path.rank<r>``, then the main process merges the
+    shards in task order. Every process returns once ``path`` is complete."""
+    from execrl.generation import generate_samples
+    from execrl.generation._backends import make_backend
+
+    procs = processes()
+    kw: dict[str, Any] = {"batch_size": batch_size} if generator == "hf" else {}
+    if generator == "hf" and procs.device:
+        kw["device"] = procs.device
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+
+    def sample(target: str, task_ids: list[str] | None = None) -> None:
+        generate_samples(make_backend(f"{generator}:{model}", chat=chat, **kw), tasks, target, params,
+                         task_ids=task_ids, progress=False)
+
+    if procs.size == 1:
+        sample(path)
+        return
+    if os.path.exists(path):  # merged before (or written by a one-process run): the main one completes it
+        procs.on_main(lambda: sample(path))
+        return
+    mine = f"{path}.rank{procs.rank}"
+    sample(mine, procs.shard(list(tasks)))
+    procs.wait()
+
+    def merge() -> None:
+        shards = [f"{path}.rank{r}" for r in range(procs.size)]
+        rows = [row for shard in shards for row in read_done(shard)]
+        order = {tid: i for i, tid in enumerate(tasks)}
+        rows.sort(key=lambda row: (order[row["task_id"]], row["completion_id"]))
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        os.replace(path + ".tmp", path)
+        for shard in shards:
+            os.remove(shard)
+
+    procs.on_main(merge)
 
 
 # --------------------------------------------------------------------- what recipes share
@@ -254,10 +339,17 @@ def show_progress(trainer: Any, desc: str) -> Any:
 
 
 def save_final(trainer: Any, path: str, lora: bool) -> str:
-    """Save a plain model (LoRA merged) and its tokenizer that ``from_pretrained`` loads."""
-    model = trainer.model.merge_and_unload() if lora else trainer.model
-    model.save_pretrained(path)
-    trainer.processing_class.save_pretrained(path)
+    """Save a plain model (LoRA merged) and its tokenizer that ``from_pretrained`` loads.
+    With several processes every one must call this: the trainer gathers sharded weights
+    (DeepSpeed, FSDP) and the main process writes; all return once ``path`` is written."""
+    procs = processes()
+    if not lora:
+        trainer.save_model(path)  # the trainer's own save: main-process only, gathers shards, writes the tokenizer
+    elif procs.is_main:
+        model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        model.save_pretrained(path)
+        trainer.processing_class.save_pretrained(path)
+    procs.wait()
     return path
 
 

@@ -411,10 +411,11 @@ class RunDir:
     (0 when none). On resume, metric lines after that step are dropped, since the
     recipe will log those steps again."""
 
-    def __init__(self, path: str, config: dict[str, Any], resumed: bool = False) -> None:
+    def __init__(self, path: str, config: dict[str, Any], resumed: bool = False, writes: bool = True) -> None:
         self.path = path
         self.config = config
         self.resumed = resumed
+        self.writes = writes  # False in the other processes of a multi-process run: only the main one logs
         self._writer: AppendWriter | None = None
         self.mirrors: list[Any] = []  # objects with log(scalars, step) and close(), e.g. TensorBoard
 
@@ -499,7 +500,10 @@ class RunDir:
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         """Append ``{"step": step, **metrics}`` to ``metrics.jsonl``, flushed per line.
-        Tensor/numpy scalars become numbers; NaN and infinities become ``"NaN"``/``"Infinity"``."""
+        Tensor/numpy scalars become numbers; NaN and infinities become ``"NaN"``/``"Infinity"``.
+        A no-op when the run does not write (:attr:`writes`)."""
+        if not self.writes:
+            return
         if self._writer is None:
             read_done(self.metrics_path)  # a crash may have torn the last line
             self._writer = AppendWriter(self.metrics_path, fresh=False)

@@ -43,7 +43,14 @@ from typing import Any
 
 from execrl.errors import DataError
 from execrl.sandbox import Status
-from execrl.training._common import RunConfig, held_out_evaluator, mirror_metrics, resolve_model, split_tasks
+from execrl.training._common import (
+    RunConfig,
+    held_out_evaluator,
+    mirror_metrics,
+    resolve_model,
+    single_process,
+    split_tasks,
+)
 from execrl.training.config import RunDir, field_doc
 
 __all__ = ["OUTCOMES", "Config", "Critic", "balanced_class_weights", "classification_metrics", "labelled_rows", "main",
@@ -416,6 +423,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.sandbox import SandboxPool
 
     # --- setup: run directory, model, task split -------------------------------------
+    single_process("critic")  # its own loop: no multi-process training (yet)
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="critic", force_new=force_new)
     mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)

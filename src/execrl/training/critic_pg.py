@@ -41,7 +41,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from execrl.errors import DataError
-from execrl.training._common import RunConfig, held_out_evaluator, mirror_metrics, resolve_model, split_tasks
+from execrl.training._common import (
+    RunConfig,
+    held_out_evaluator,
+    mirror_metrics,
+    resolve_model,
+    single_process,
+    split_tasks,
+)
 from execrl.training.config import RunDir, field_doc
 
 __all__ = ["BASELINES", "WEIGHTINGS", "Config", "coderl_advantages", "main"]
@@ -168,6 +175,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.training.critic import Critic, outcome_class
 
     # --- setup: run directory, model, task split, critic ------------------------------
+    single_process("critic_pg")  # its own loop: no multi-process training (yet)
     run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="critic_pg", force_new=force_new)
     mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)

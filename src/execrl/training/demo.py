@@ -149,8 +149,9 @@ def main(cfg: Config) -> dict[str, Any]:
 
     from execrl.tasks import synth
     from execrl.training import grpo, sft
-    from execrl.training._common import split_tasks
+    from execrl.training._common import single_process, split_tasks
 
+    single_process("execrl demo")
     hf_logging.disable_progress_bar()  # a bar per weight load, save and dataset pass would bury the stages' own
     datasets.disable_progress_bars()
     # TRL 1.16 asks transformers 5 for its old checkpointing names once per step; a FutureWarning

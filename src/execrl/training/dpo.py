@@ -36,13 +36,17 @@ from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
     metrics_callback,
+    open_run,
     peft_config,
     resolve_model,
+    sample_tasks,
+    sandbox_pool,
     save_final,
     show_progress,
     split_tasks,
     trainer_settings,
 )
+from execrl.training._dist import processes
 from execrl.training.config import RunDir, field_doc
 
 __all__ = ["Config", "main", "mine_preference_pairs", "reference_pairs"]
@@ -142,32 +146,34 @@ def mine_preference_pairs(cfg: Any, run: RunDir, model_path: str, tasks: dict[st
     "pairs_mined", "pairs_from_references"}``; no pair raises DataError when ``required``."""
     from execrl.evaluation import evaluate as run_tests
     from execrl.evaluation import read_samples
-    from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation._backends import make_backend
+    from execrl.generation import SamplingParams
     from execrl.training.pairs import mine_pairs
 
     mining = os.path.join(run.path, name)
-    os.makedirs(mining, exist_ok=True)
     samples_path, results_path = os.path.join(mining, "samples.jsonl"), os.path.join(mining, "results.jsonl")
     params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    generate_samples(make_backend(f"{cfg.generator}:{model_path}", chat=False), tasks, samples_path, params, progress=False)
-    verdicts = run_tests(tasks, read_samples(samples_path, tasks, extract=True), results_path,
-                         pool=pool, ks=(1,), progress=False)
-    rows = _mining_rows(samples_path, results_path, tasks)
-    pairs = [{**p, "source": "execution"} for p in mine_pairs(rows, max_pairs_per_task=cfg.max_pairs_per_task)]
-    mined = len(pairs)
-    if not pairs and cfg.reference_fallback:
-        pairs = reference_pairs(tasks, rows, max_pairs_per_task=1)
-    if not pairs and required:
-        why = "" if cfg.reference_fallback else " (reference_fallback=false)"
-        raise DataError(f"no preference pair: {len(rows)} mining samples gave no passing/failing pair{why}")
-    with open(os.path.join(mining, "pairs.jsonl"), "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps(p) + "\n")
-    summary = {"samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
-               "pairs": len(pairs), "pairs_mined": mined, "pairs_from_references": len(pairs) - mined}
-    return pairs, summary
+    sample_tasks(model_path, tasks, samples_path, params, chat=False, generator=cfg.generator)
+
+    def judge_and_pair() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        verdicts = run_tests(tasks, read_samples(samples_path, tasks, extract=True), results_path,
+                             pool=pool, ks=(1,), progress=False)
+        rows = _mining_rows(samples_path, results_path, tasks)
+        pairs = [{**p, "source": "execution"} for p in mine_pairs(rows, max_pairs_per_task=cfg.max_pairs_per_task)]
+        mined = len(pairs)
+        if not pairs and cfg.reference_fallback:
+            pairs = reference_pairs(tasks, rows, max_pairs_per_task=1)
+        if not pairs and required:
+            why = "" if cfg.reference_fallback else " (reference_fallback=false)"
+            raise DataError(f"no preference pair: {len(rows)} mining samples gave no passing/failing pair{why}")
+        with open(os.path.join(mining, "pairs.jsonl"), "w", encoding="utf-8") as f:
+            for p in pairs:
+                f.write(json.dumps(p) + "\n")
+        summary = {"samples": verdicts.samples, "mining_pass@1": verdicts.pass_at_k.get("pass@1"),
+                   "pairs": len(pairs), "pairs_mined": mined, "pairs_from_references": len(pairs) - mined}
+        return pairs, summary
+
+    return processes().on_main(judge_and_pair)  # every process trains on the same pairs
 
 
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
@@ -175,17 +181,15 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from execrl.sandbox import SandboxPool
-
     # --- setup: run directory, model, task split -------------------------------------
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="dpo", force_new=force_new)
+    run = open_run(cfg, "dpo", force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
 
-    pool = SandboxPool()
+    pool = sandbox_pool()
     try:
         evaluate = held_out_evaluator(cfg, run, held_out, pool, chat=False)  # plain prompts, as mined
         before = evaluate(model_path, "eval-before")

@@ -27,9 +27,11 @@ from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
     metrics_callback,
+    open_run,
     peft_config,
     require_vllm,
     resolve_model,
+    sandbox_pool,
     save_final,
     show_progress,
     split_tasks,
@@ -161,17 +163,15 @@ def train_online(cfg: Config, recipe: str, trainer_name: str, config_name: str, 
     from datasets import Dataset
 
     from execrl.rewards import task_rows
-    from execrl.sandbox import SandboxPool
-
     # -- setup
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe=recipe, force_new=force_new)
+    run = open_run(cfg, recipe, force_new)
     model = resolve_model(cfg.model, run, cfg.seed)
     train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train:
         raise DataError(f"{cfg.benchmark}: no training tasks left after holding out eval_tasks={cfg.eval_tasks}")
     final = os.path.join(run.path, "final")
 
-    with SandboxPool() as pool, run:
+    with sandbox_pool() as pool, run:  # every process rewards its own share of the batch
         evaluate = held_out_evaluator(cfg, run, held, pool, chat=cfg.chat)
         before = evaluate(model, "eval-before")
         rewards = build_rewards(cfg.rewards, pool)

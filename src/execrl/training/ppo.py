@@ -24,7 +24,9 @@ and execrl's ``execrl/<reward>/*``); ``checkpoint-<step>/`` every ``save_steps``
 tokenizer, ``value_head.pt``, ``optimizer.pt``); ``eval-before/``, ``eval-after/``; ``final/``
 (policy with LoRA merged and tokenizer, ``from_pretrained``-loadable, and ``value_head.pt``).
 Rerunning the same command resumes from the latest checkpoint: each step's sampling is seeded
-by (seed, step), so a resumed run repeats the steps it redoes.
+by (seed, step), so a resumed run repeats the steps it redoes. Launched as N processes, each
+samples its own ``rollout_batch_size`` prompts per step and DistributedDataParallel averages
+the gradients; the main process logs (reward statistics over all) and saves.
 
 On the tiny model the defaults move the policy (KL about 0.03 after 20 steps) but not its mean
 CodeRL reward; a much higher learning rate finds CodeRL's weak spot instead (an empty answer,
@@ -50,11 +52,14 @@ from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
     mirror_metrics,
+    open_run,
     peft_config,
     resolve_model,
+    sandbox_pool,
     split_tasks,
 )
-from execrl.training.config import RunDir, field_doc
+from execrl.training._dist import processes
+from execrl.training.config import field_doc
 from execrl.training.grpo import REWARDS, build_rewards, check_rewards
 
 if TYPE_CHECKING:
@@ -213,6 +218,22 @@ def _load_models(cfg: Config, model_path: str, checkpoint: str | None, device: s
     return policy, ref, head, opt
 
 
+def _with_value(policy: Any, head: Any) -> Any:
+    """The policy and its value head as one module, so DistributedDataParallel averages the
+    gradients of both; called like :func:`forward` without its first two arguments."""
+    import torch
+
+    class PolicyWithValue(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.policy, self.head = policy, head
+
+        def forward(self, *args: Any) -> Any:
+            return forward(self.policy, self.head, *args)
+
+    return PolicyWithValue()
+
+
 def _save(path: str, policy: Any, tok: Any, head: Any, opt: Any = None) -> None:
     import torch
 
@@ -230,18 +251,19 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from execrl.rewards import task_rows
-    from execrl.sandbox import SandboxPool
     from execrl.training.rl_math import kl_penalty, masked_mean
 
     # -- setup
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="ppo", force_new=force_new)
-    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
+    procs = processes()  # several (accelerate launch): each samples its own prompts, DDP averages gradients
+    run = open_run(cfg, "ppo", force_new)
+    if procs.is_main:
+        mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, cfg.seed)
     train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train:
         raise DataError(f"{cfg.benchmark}: no training tasks left after holding out eval_tasks={cfg.eval_tasks}")
     rows = task_rows(train, chat=cfg.chat)  # in the seeded split's order; step s takes the next batch
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = procs.device or ("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
 
     def amp() -> Any:
@@ -261,13 +283,14 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
 
     checkpoint, start = run.latest_checkpoint(), run.resume_step
     policy, ref, head, opt = _load_models(cfg, model_path, checkpoint, device)
+    trainable = procs.data_parallel(_with_value(policy, head))
     params = [p for group in opt.param_groups for p in group["params"]]
     gen_eos = policy.generation_config.eos_token_id
     eos = {tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
     weights = cfg.reward_weights or [1.0] * len(cfg.rewards)
     n_prompts, final = cfg.rollout_batch_size, os.path.join(run.path, "final")
 
-    with SandboxPool() as pool, run:
+    with sandbox_pool() as pool, run:
         evaluate = held_out_evaluator(cfg, run, held, pool, chat=cfg.chat)
         before = evaluate(model_path, "eval-before")
         reward_fns = build_rewards(cfg.rewards, pool)
@@ -275,8 +298,10 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         # -- loop
         for step in range(start + 1, cfg.max_steps + 1):
             t0 = time.perf_counter()
-            torch.manual_seed(cfg.seed * 1_000_003 + step)  # a resumed step samples what it sampled before
-            batch_rows = [rows[i % len(rows)] for i in range((step - 1) * n_prompts, step * n_prompts)]
+            # a resumed step samples what it sampled before; process r takes the step's r-th share
+            torch.manual_seed(cfg.seed * 1_000_003 + step * procs.size + procs.rank)
+            first = ((step - 1) * procs.size + procs.rank) * n_prompts
+            batch_rows = [rows[i % len(rows)] for i in range(first, first + n_prompts)]
             batch_rows = [r for r in batch_rows for _ in range(cfg.samples_per_prompt)]
 
             # rollout: sample, then log-probs, reference log-probs and values without gradient
@@ -322,7 +347,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
                 for idx in torch.randperm(len(seqs), generator=order_rng).split(cfg.mini_batch_size):
                     mb = {k: v[idx.to(device)] for k, v in batch.items()}
                     with amp():
-                        logprobs, values, _ = forward(policy, head, mb["seqs"], mb["attention"], P, cfg.temperature)
+                        logprobs, values, _ = trainable(mb["seqs"], mb["attention"], P, cfg.temperature)
                     loss, mb_stats = ppo_loss(logprobs, values, mb, cfg)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -331,14 +356,18 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
                     for k, v in mb_stats.items():
                         stats[k].append(float(v))
 
-            got = [x for x in scores if x is not None]
-            pass_rates = [fn.last_stats["pass_rate"] for fn in reward_fns if "pass_rate" in getattr(fn, "last_stats", {})]
+            # reward statistics over every process's rollouts; the others are the main process's share
+            all_scores = procs.gather(scores)
+            got = [x for x in all_scores if x is not None]
+            pass_rates = procs.gather([fn.last_stats["pass_rate"] for fn in reward_fns
+                                       if "pass_rate" in getattr(fn, "last_stats", {})][:1])
+            errors = procs.gather([sum(getattr(fn, "last_stats", {}).get("sandbox_errors", 0.0) for fn in reward_fns)])
             metrics = {
                 "reward": statistics.fmean(got) if got else float("nan"),
                 "reward_std": statistics.pstdev(got) if got else float("nan"),
-                **({"pass_rate": pass_rates[0]} if pass_rates else {}),
-                "skipped": len(scores) - len(got),
-                "sandbox_errors": sum(getattr(fn, "last_stats", {}).get("sandbox_errors", 0.0) for fn in reward_fns),
+                **({"pass_rate": statistics.fmean(pass_rates)} if pass_rates else {}),
+                "skipped": len(all_scores) - len(got),
+                "sandbox_errors": sum(errors),
                 **({"kl": masked_mean(kl_penalty(data["logprobs"], ref_logprobs, cfg.kl_estimator), mask)}
                    if cfg.kl_coef > 0 else {}),
                 "entropy": masked_mean(data["entropy"], mask),
@@ -349,13 +378,17 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
             }
             run.log(metrics, step=step)
             if cfg.save_steps and step % cfg.save_steps == 0:
-                with run.saving(step) as tmp:
-                    _save(tmp, policy, tok, head, opt)
-                    with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
-                        json.dump({"step": step}, f)
+                if procs.is_main:  # DDP keeps every process's weights and optimizer state equal
+                    with run.saving(step) as tmp:
+                        _save(tmp, policy, tok, head, opt)
+                        with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
+                            json.dump({"step": step}, f)
+                procs.wait()
 
         # -- save
-        _save(final, policy.merge_and_unload() if cfg.lora else policy, tok, head)  # LoRA merged: loads without peft
+        if procs.is_main:
+            _save(final, policy.merge_and_unload() if cfg.lora else policy, tok, head)  # LoRA merged: loads without peft
+        procs.wait()
         after = evaluate(final, "eval-after")
 
     rows_logged = [r for r in run.read_metrics() if "reward" in r]  # resumed steps included

@@ -36,20 +36,25 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from execrl.errors import DataError
 from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
+    open_run,
     peft_config,
     resolve_model,
+    sample_tasks,
+    sandbox_pool,
     save_final,
     show_progress,
     split_tasks,
     trainer_settings,
 )
-from execrl.training.config import RunDir, field_doc
+from execrl.training._dist import processes
+from execrl.training.config import field_doc
 
 __all__ = ["KEEP_RULES", "Config", "keep_programs", "main"]
 
@@ -155,12 +160,11 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
 
     from execrl.evaluation import evaluate as run_tests
     from execrl.evaluation import read_samples
-    from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation._backends import make_backend
-    from execrl.sandbox import SandboxPool
+    from execrl.generation import SamplingParams
 
     # --- setup: run directory, model, task split -------------------------------------
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="raft", force_new=force_new)
+    run = open_run(cfg, "raft", force_new)
+    procs = processes()
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
@@ -170,7 +174,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # metric line after step 0; finished rounds replay theirs from round.json below.
     logged_before = any("eval_before" in r for r in run.read_metrics())
 
-    pool = SandboxPool()
+    pool = sandbox_pool()
     try:
         evaluate = held_out_evaluator(cfg, run, held_out, pool, chat=False)  # plain prompts, as trained
 
@@ -203,11 +207,12 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
             samples_path = os.path.join(rdir, "samples.jsonl")
             params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + r)
-            generate_samples(make_backend(f"{cfg.generator}:{current}", chat=False), train_tasks, samples_path, params, progress=False)
+            sample_tasks(current, train_tasks, samples_path, params, chat=False, generator=cfg.generator)
             samples = read_samples(samples_path, train_tasks, extract=True)
-            summary = run_tests(train_tasks, samples, os.path.join(rdir, "results.jsonl"), pool=pool,
-                                ks=(1,), progress=False)
-            with open(os.path.join(rdir, "results.jsonl"), encoding="utf-8") as f:
+            results_path = os.path.join(rdir, "results.jsonl")
+            pass_at_k = procs.on_main(partial(run_tests, train_tasks, samples, results_path, pool=pool, ks=(1,),
+                                              progress=False)).pass_at_k
+            with open(results_path, encoding="utf-8") as f:
                 results = [json.loads(x) for x in f if x.strip()]
 
             # --- keep the rewarded programs (plus the references, if asked) ---------------
@@ -219,7 +224,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
             pairs = [p for p in pairs if p["completion"].strip()]
             pass_rate = sum(1 for x in results if x["passed"]) / len(results)
             info = {"round": r, "samples": len(results), "train_pass_rate": pass_rate,
-                    "train_pass@1": summary.pass_at_k.get("pass@1"), "kept": len(pairs),
+                    "train_pass@1": pass_at_k.get("pass@1"), "kept": len(pairs),
                     "kept_samples": sampled_kept, "kept_tasks": len({tid for tid, _ in kept}),
                     "trained": False, "train_loss": None, "steps": 0, "model": None}
 
@@ -241,26 +246,30 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
                 show_progress(trainer, f"RAFT round {r}")
                 result = trainer.train()
                 out, tmp = os.path.join(rdir, "model"), os.path.join(rdir, "model.tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
-                save_final(trainer, tmp, cfg.lora)
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(tmp, out)
-                shutil.rmtree(args.output_dir, ignore_errors=True)
+                if procs.is_main:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                save_final(trainer, tmp, cfg.lora)  # every process: it saves on the main one
+                if procs.is_main:
+                    shutil.rmtree(out, ignore_errors=True)
+                    os.replace(tmp, out)
+                    shutil.rmtree(args.output_dir, ignore_errors=True)
                 info.update(trained=True, train_loss=result.training_loss, steps=trainer.state.global_step, model=out)
                 step += trainer.state.global_step
                 current = out
                 del trainer  # free the round's weights before the next one loads
             log({"round": {k: v for k, v in info.items() if k != "model"}}, step)
-            tmp = done_path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({**info, "rows": rows}, f, indent=2, default=str)
-            os.replace(tmp, done_path)  # the round counts as finished only now
+            if procs.is_main:
+                tmp = done_path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump({**info, "rows": rows}, f, indent=2, default=str)
+                os.replace(tmp, done_path)  # the round counts as finished only now
+            procs.wait()  # every process sees the round finished before the next one starts
             info["resumed"] = False
             rounds.append(info)
 
         # --- final/: the last trained model (the base model when none trained) -----------
         final = os.path.join(run.path, "final")
-        _save_model(current, final)
+        procs.on_main(partial(_save_model, current, final))
         after = evaluate(final, "eval-after")
         run.log({"eval_after": after}, step=step)
     finally:

@@ -33,14 +33,17 @@ from typing import Any
 from execrl.errors import DataError
 from execrl.training._common import (
     metrics_callback,
+    open_run,
     peft_config,
     resolve_model,
+    sandbox_pool,
     save_final,
     show_progress,
     split_tasks,
     trainer_settings,
 )
-from execrl.training.config import RunDir, field_doc
+from execrl.training._dist import processes
+from execrl.training.config import field_doc
 from execrl.training.dpo import PreferenceConfig, mine_preference_pairs
 
 __all__ = ["Config", "main", "pairwise_accuracy"]
@@ -104,10 +107,8 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from execrl.sandbox import SandboxPool
-
     # --- setup: run directory, model, task split -------------------------------------
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="reward_model", force_new=force_new)
+    run = open_run(cfg, "reward_model", force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
@@ -115,7 +116,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
 
     try:
-        pool = SandboxPool()
+        pool = sandbox_pool()
         try:
             # --- mine: train pairs, and held-out pairs the same way (never trained on) ------
             pairs, mining = mine_preference_pairs(cfg, run, model_path, train_tasks, pool)
@@ -129,7 +130,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         finally:
             pool.close()
 
-        accuracy_before = _accuracy_of(model_path, eval_pairs, cfg)
+        accuracy_before = processes().on_main(lambda: _accuracy_of(model_path, eval_pairs, cfg))
         run.log({"accuracy_before": accuracy_before}, step=0)
 
         # --- train: TRL's RewardTrainer (num_labels=1 head on the causal LM) -------------
@@ -157,7 +158,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         # --- save: a plain sequence classifier (LoRA merged) that from_pretrained loads ---
         final = save_final(trainer, os.path.join(run.path, "final"), cfg.lora)
 
-        accuracy_after = _accuracy_of(final, eval_pairs, cfg)
+        accuracy_after = processes().on_main(lambda: _accuracy_of(final, eval_pairs, cfg))
         run.log({"accuracy_after": accuracy_after}, step=trainer.state.global_step)
     finally:
         run.close()

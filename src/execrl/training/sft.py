@@ -26,14 +26,16 @@ from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
     metrics_callback,
+    open_run,
     peft_config,
     resolve_model,
+    sandbox_pool,
     save_final,
     show_progress,
     split_tasks,
     trainer_settings,
 )
-from execrl.training.config import RunDir, field_doc
+from execrl.training.config import field_doc
 
 __all__ = ["Config", "main"]
 
@@ -74,10 +76,8 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from execrl.sandbox import SandboxPool
-
     # --- setup: run directory, model, task split -------------------------------------
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="sft", force_new=force_new)
+    run = open_run(cfg, "sft", force_new)
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     pairs = _pairs(train_tasks)
@@ -85,7 +85,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         raise DataError(f"{cfg.benchmark}: no train task has a reference solution to fine-tune on")
     resume_from, start_step = run.latest_checkpoint(), run.resume_step
 
-    pool = SandboxPool()
+    pool = sandbox_pool()
     try:
         evaluate = held_out_evaluator(cfg, run, held_out, pool, chat=False)  # plain prompts, as trained
         before = evaluate(model_path, "eval-before")

@@ -1,0 +1,105 @@
+"""Recipes launched as two processes (``accelerate launch --multi_gpu --num_processes 2``
+on CPU: DDP over gloo), as on a multi-GPU box: one run directory written once, held-out
+sampling split between the processes and merged, one summary, one error line."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+for _mod in ("torch", "transformers", "trl", "datasets", "accelerate"):
+    pytest.importorskip(_mod)
+
+from tests.training._cli import EXECRL, jsonl  # noqa: E402
+
+ACCELERATE = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.executable), "accelerate")
+
+
+PARAM_SUMS = os.path.join(os.path.dirname(__file__), "_param_sums.py")
+
+
+def launch(recipe: str, *args: str, program: str = EXECRL) -> subprocess.CompletedProcess:
+    cmd = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", program, "train", recipe, *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
+
+
+def summaries(p: subprocess.CompletedProcess) -> list[dict]:
+    assert p.returncode == 0, p.stderr[-3000:]
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def assert_written_once(run_dir: str, eval_dirs: list[str], n_tasks: int, key: str = "loss") -> None:
+    steps = [r["step"] for r in jsonl(os.path.join(run_dir, "metrics.jsonl")) if key in r]
+    assert steps == sorted(set(steps)) and steps, steps  # one line per step, not one per process
+    for name in eval_dirs:
+        d = os.path.join(run_dir, name)
+        assert sorted(os.listdir(d)) == ["results.jsonl", "samples.jsonl"], os.listdir(d)  # shards merged away
+        rows = jsonl(os.path.join(d, "samples.jsonl"))
+        assert len(rows) == n_tasks and len({r["task_id"] for r in rows}) == n_tasks
+        assert len(jsonl(os.path.join(d, "results.jsonl"))) == n_tasks
+
+
+@pytest.fixture(scope="module")
+def sft_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mp-sft")
+    args = ("max_steps=2", "limit=6", "eval_tasks=3", "eval_max_new_tokens=8", "save_steps=1", "run_name=r",
+            f"output_dir={out}")
+    return out, args, launch("sft", *args)
+
+
+def test_sft_on_two_processes_writes_one_run_and_one_summary(sft_run):
+    out, _, p = sft_run
+    [s] = summaries(p)
+    assert s["steps"] == 2 and s["before"]["pass@1"] is not None and s["after"]["pass@1"] is not None
+    run_dir = os.path.join(out, "r")
+    assert_written_once(run_dir, ["eval-before", "eval-after"], n_tasks=3)
+    evals = [r for r in jsonl(os.path.join(run_dir, "metrics.jsonl")) if "eval_before" in r or "eval_after" in r]
+    assert len(evals) == 2
+    assert os.path.exists(os.path.join(run_dir, "final", "model.safetensors"))
+    assert sorted(x for x in os.listdir(run_dir) if x.startswith("checkpoint-")) == ["checkpoint-1", "checkpoint-2"]
+
+
+def test_two_process_rerun_resumes_and_a_config_clash_is_one_line(sft_run):
+    out, args, _ = sft_run
+    [s] = summaries(launch("sft", *args))
+    assert s["resumed_from"] == "checkpoint-2" and s["train_loss"] is None
+
+    p = launch("sft", *[a if not a.startswith("max_steps") else "max_steps=3" for a in args])
+    assert p.returncode != 0
+    errors = [line for line in p.stderr.splitlines() if line.startswith("execrl: error:")]
+    assert len(errors) == 1 and "different config" in errors[0], p.stderr[-2000:]
+
+
+def test_grpo_on_two_processes_rewards_in_each_and_logs_once(tmp_path):
+    p = launch("grpo", "max_steps=2", "limit=4", "eval_tasks=2", "eval_max_new_tokens=8", "max_completion_length=8",
+               "run_name=g", f"output_dir={tmp_path}")
+    [s] = summaries(p)
+    assert s["reward_mean_first"] is not None and s["sandbox_errors"] == 0
+    assert_written_once(os.path.join(tmp_path, "g"), ["eval-before", "eval-after"], n_tasks=2)
+
+
+def test_ppo_on_two_processes_keeps_their_weights_equal(tmp_path):
+    # different rollouts per process, one averaged gradient: the weights stay identical
+    p = launch("ppo", "max_steps=2", "limit=4", "eval_tasks=2", "eval_max_new_tokens=8", "max_completion_length=8",
+               "learning_rate=1e-3", "save_steps=1", "run_name=p", f"output_dir={tmp_path}", program=PARAM_SUMS)
+    [s] = summaries(p)
+    assert s["steps"] == 2 and s["reward_mean_first"] is not None
+    sums = sorted(line.split()[1:] for line in p.stdout.splitlines() if line.startswith("param-sum"))
+    assert [rank for rank, _ in sums] == ["rank=0", "rank=1"] and sums[0][1] == sums[1][1], sums
+    assert_written_once(os.path.join(tmp_path, "p"), ["eval-before", "eval-after"], n_tasks=2, key="policy_loss")
+    assert sorted(x for x in os.listdir(os.path.join(tmp_path, "p")) if x.startswith("checkpoint-")) == [
+        "checkpoint-1", "checkpoint-2"]
+
+
+def test_critic_recipes_refuse_several_processes_in_one_line(tmp_path):
+    for recipe in ("critic", "critic_pg"):
+        extra = ["weighting=plain"] if recipe == "critic_pg" else []
+        p = launch(recipe, "max_steps=1", *extra, f"output_dir={tmp_path}")
+        errors = [line for line in p.stderr.splitlines() if line.startswith("execrl: error:")]
+        assert p.returncode != 0 and len(errors) == 1 and "trains in one process" in errors[0], p.stderr[-2000:]
+        assert os.listdir(tmp_path) == []
