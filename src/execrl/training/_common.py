@@ -4,6 +4,7 @@ before/after evaluation through the sandbox."""
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import random
@@ -135,12 +136,14 @@ def sample_tasks(model: str, tasks: dict[str, Task], path: str, params: Any, *, 
     procs.wait()
 
     def merge() -> None:
-        shards = [f"{path}.rank{r}" for r in range(procs.size)]
-        rows = [row for shard in shards for row in read_done(shard)]
+        # every shard there is: one left by an interrupted run with another process count
+        # holds other tasks, and may repeat a (task, completion) another shard has
+        shards = sorted(glob.glob(glob.escape(path) + ".rank*"))
         order = {tid: i for i, tid in enumerate(tasks)}
-        rows.sort(key=lambda row: (order[row["task_id"]], row["completion_id"]))
+        rows = {(r["task_id"], r["completion_id"]): r for shard in shards for r in read_done(shard)
+                if r.get("task_id") in order and isinstance(r.get("completion_id"), int)}
         with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
+            f.writelines(json.dumps(rows[key]) + "\n" for key in sorted(rows, key=lambda k: (order[k[0]], k[1])))
         os.replace(path + ".tmp", path)
         for shard in shards:
             os.remove(shard)

@@ -135,7 +135,7 @@ class Processes:
     def cores(self) -> int:
         """CPU cores for this process's sandbox pool: the machine's, split between the
         processes on this node."""
-        return max(1, (os.cpu_count() or 1) // max(1, self.local_size))
+        return max(1, len(os.sched_getaffinity(0)) // max(1, self.local_size))
 
 
 _PROCESSES: Processes | None = None
