@@ -1,6 +1,7 @@
-"""Recipes launched as two processes (``accelerate launch --multi_gpu --num_processes 2``
-on CPU: DDP over gloo), as on a multi-GPU box: one run directory written once, held-out
-sampling split between the processes and merged, one summary, one error line."""
+"""Recipes launched as two processes (``accelerate launch`` with our multi-GPU config and
+``--num_processes 2``; on CPU that is DDP over gloo), as on a multi-GPU box: one run
+directory written once, held-out sampling split between the processes and merged, one
+summary, one error line, and equal weights in every process."""
 
 import json
 import os
@@ -21,9 +22,12 @@ ACCELERATE = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.exec
 PARAM_SUMS = os.path.join(os.path.dirname(__file__), "_param_sums.py")
 
 
+# the multi-GPU accelerate config we ship, with two processes: on a CPU-only machine, gloo
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "accelerate", "multi-gpu.yaml")
+
+
 def launch(recipe: str, *args: str, program: str = EXECRL) -> subprocess.CompletedProcess:
-    cmd = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", program, "train", recipe, *args]
+    cmd = [ACCELERATE, "launch", "--config_file", CONFIG, "--num_processes", "2", program, "train", recipe, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
 
@@ -81,6 +85,27 @@ def test_grpo_on_two_processes_rewards_in_each_and_logs_once(tmp_path):
     [s] = summaries(p)
     assert s["reward_mean_first"] is not None and s["sandbox_errors"] == 0
     assert_written_once(os.path.join(tmp_path, "g"), ["eval-before", "eval-after"], n_tasks=2)
+
+
+MINING = ("limit=4", "eval_tasks=2", "samples_per_task=2", "max_new_tokens=8", "eval_max_new_tokens=8")
+
+
+@pytest.mark.parametrize(("recipe", "extra", "mined"), [
+    ("dpo", ("max_steps=2",), "mining"),
+    ("raft", ("rounds=2", "steps_per_round=1", "include_references=true"), "round-1"),
+])
+def test_mining_recipes_on_two_processes_split_the_sampling(tmp_path, recipe, extra, mined):
+    [s] = summaries(launch(recipe, *MINING, *extra, "run_name=m", f"output_dir={tmp_path}"))
+    run_dir = os.path.join(tmp_path, "m")
+    assert_written_once(run_dir, ["eval-before", "eval-after"], n_tasks=2)
+    rows = jsonl(os.path.join(run_dir, mined, "samples.jsonl"))  # 4 train tasks x 2, merged from 2 shards
+    assert sorted((r["task_id"], r["completion_id"]) for r in rows) == sorted({(r["task_id"], c) for r in rows
+                                                                                 for c in (0, 1)})
+    assert len(rows) == 8 and not [x for x in os.listdir(os.path.join(run_dir, mined)) if ".rank" in x]
+    if recipe == "raft":
+        assert s["kept_per_round"] == [4, 4] and os.path.exists(os.path.join(run_dir, "final", "config.json"))
+    else:
+        assert s["pairs"] > 0 and s["steps"] == 2
 
 
 def test_ppo_on_two_processes_keeps_their_weights_equal(tmp_path):

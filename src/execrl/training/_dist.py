@@ -23,9 +23,10 @@ from execrl.errors import DataError
 
 T = TypeVar("T")
 
-# Waiting processes sit in a barrier while the main one evaluates (sampling its shard, then
-# the sandbox over every sample); NCCL's default 10 minutes is too short for a large
-# held-out set, so the group waits this long before it calls a silent process dead.
+# Waiting processes sit in a barrier while the main one runs the sandbox over every sample
+# (or builds the tiny model, or merges a LoRA); the usual defaults (10 minutes for NCCL, the
+# trainer's 30) are short for a large held-out set, so the group waits this long before it
+# calls a silent process dead.
 WAIT_LIMIT = datetime.timedelta(hours=3)
 
 

@@ -172,7 +172,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.generation.hf import HFGenerator
     from execrl.rewards.execution import CODERL_VALUES
     from execrl.sandbox import SandboxPool, Status
-    from execrl.training.critic import Critic, outcome_class
+    from execrl.training.critic_model import Critic, outcome_class
 
     # --- setup: run directory, model, task split, critic ------------------------------
     single_process("critic_pg")  # its own loop: no multi-process training (yet)
