@@ -1,28 +1,29 @@
-"""``execrl`` with a spy on PPO's trainable module: at exit every process prints the sum of
-its weights, so a test can check that data-parallel training kept the processes in step.
-Run as ``accelerate launch ... tests/training/_param_sums.py train ppo ...``."""
+"""``execrl`` with a spy on :meth:`Processes.data_parallel`: at exit every process prints the
+sum of the weights of each module it trained data-parallel, so a test can check that the
+processes stayed in step. Run as ``accelerate launch ... tests/training/_param_sums.py train RECIPE ...``."""
 
 import atexit
 import os
 import sys
 
-import execrl.training.ppo as ppo
 from execrl.cli import main
+from execrl.training._dist import Processes
 
-_build = ppo._with_value
+_wrap = Processes.data_parallel
 
 
-def _spy(policy, head):
-    module = _build(policy, head)
+def _spy(self, forward, *modules):
+    wrapped = _wrap(self, forward, *modules)
 
     def report():
-        total = sum(float(p.detach().double().sum()) for p in module.parameters())
-        print(f"param-sum rank={os.environ.get('RANK', '0')} {total:.12e}", flush=True)
+        total = sum(float(p.detach().double().sum()) for m in modules for p in m.parameters())
+        # one write per line: two processes share the pipe, and print() may split a line in two writes
+        os.write(1, f"param-sum rank={os.environ.get('RANK', '0')} {total:.12e}\n".encode())
 
     atexit.register(report)
-    return module
+    return wrapped
 
 
-ppo._with_value = _spy
+Processes.data_parallel = _spy
 sys.argv = ["execrl", *sys.argv[1:]]
 main()

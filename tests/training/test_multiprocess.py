@@ -5,6 +5,7 @@ summary, one error line, and equal weights in every process."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,15 +38,16 @@ def summaries(p: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
 
-def assert_written_once(run_dir: str, eval_dirs: list[str], n_tasks: int, key: str = "loss") -> None:
+def assert_written_once(run_dir: str, eval_dirs: list[str], n_tasks: int, key: str = "loss", per_task: int = 1) -> None:
     steps = [r["step"] for r in jsonl(os.path.join(run_dir, "metrics.jsonl")) if key in r]
     assert steps == sorted(set(steps)) and steps, steps  # one line per step, not one per process
     for name in eval_dirs:
         d = os.path.join(run_dir, name)
-        assert sorted(os.listdir(d)) == ["results.jsonl", "samples.jsonl"], os.listdir(d)  # shards merged away
+        files = os.listdir(d)
+        assert {"results.jsonl", "samples.jsonl"} <= set(files) and not [f for f in files if ".rank" in f], files
         rows = jsonl(os.path.join(d, "samples.jsonl"))
-        assert len(rows) == n_tasks and len({r["task_id"] for r in rows}) == n_tasks
-        assert len(jsonl(os.path.join(d, "results.jsonl"))) == n_tasks
+        assert len(rows) == n_tasks * per_task and len({r["task_id"] for r in rows}) == n_tasks
+        assert len(jsonl(os.path.join(d, "results.jsonl"))) == n_tasks * per_task
 
 
 @pytest.fixture(scope="module")
@@ -108,23 +110,81 @@ def test_mining_recipes_on_two_processes_split_the_sampling(tmp_path, recipe, ex
         assert s["pairs"] > 0 and s["steps"] == 2
 
 
+def param_sums(p: subprocess.CompletedProcess) -> list[list[str]]:
+    """The weight sums each process printed at exit (tests/training/_param_sums.py)."""
+    return sorted(m.split() for m in re.findall(r"param-sum (rank=\d+ [^\n]*?)(?=param-sum|\n|$)", p.stdout))
+
+
+def assert_in_step(p: subprocess.CompletedProcess) -> None:
+    # different data per process, one averaged gradient: the weights stay identical
+    sums = param_sums(p)
+    assert [rank for rank, _ in sums] == ["rank=0", "rank=1"] and sums[0][1] == sums[1][1], sums
+
+
+def checkpoints(run_dir: str) -> list[str]:
+    return sorted(x for x in os.listdir(run_dir) if x.startswith("checkpoint-"))
+
+
 def test_ppo_on_two_processes_keeps_their_weights_equal(tmp_path):
-    # different rollouts per process, one averaged gradient: the weights stay identical
     p = launch("ppo", "max_steps=2", "limit=4", "eval_tasks=2", "eval_max_new_tokens=8", "max_completion_length=8",
                "learning_rate=1e-3", "save_steps=1", "run_name=p", f"output_dir={tmp_path}", program=PARAM_SUMS)
     [s] = summaries(p)
     assert s["steps"] == 2 and s["reward_mean_first"] is not None
-    sums = sorted(line.split()[1:] for line in p.stdout.splitlines() if line.startswith("param-sum"))
-    assert [rank for rank, _ in sums] == ["rank=0", "rank=1"] and sums[0][1] == sums[1][1], sums
+    assert_in_step(p)
     assert_written_once(os.path.join(tmp_path, "p"), ["eval-before", "eval-after"], n_tasks=2, key="policy_loss")
-    assert sorted(x for x in os.listdir(os.path.join(tmp_path, "p")) if x.startswith("checkpoint-")) == [
-        "checkpoint-1", "checkpoint-2"]
+    assert checkpoints(os.path.join(tmp_path, "p")) == ["checkpoint-1", "checkpoint-2"]
 
 
-def test_critic_recipes_refuse_several_processes_in_one_line(tmp_path):
-    for recipe in ("critic", "critic_pg"):
-        extra = ["weighting=plain"] if recipe == "critic_pg" else []
-        p = launch(recipe, "max_steps=1", *extra, f"output_dir={tmp_path}")
-        errors = [line for line in p.stderr.splitlines() if line.startswith("execrl: error:")]
-        assert p.returncode != 0 and len(errors) == 1 and "trains in one process" in errors[0], p.stderr[-2000:]
-        assert os.listdir(tmp_path) == []
+@pytest.fixture(scope="module")
+def critic_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mp-critic")
+    p = launch("critic", "limit=4", "eval_tasks=2", "samples_per_task=2", "max_new_tokens=8", "eval_samples=2",
+               "eval_max_new_tokens=8", "max_steps=2", "batch_size=4", "save_steps=1", "run_name=c",
+               f"output_dir={out}", program=PARAM_SUMS)
+    return out, p
+
+
+def test_critic_on_two_processes_trains_in_step_and_measures_once(critic_run):
+    out, p = critic_run
+    [s] = summaries(p)
+    assert_in_step(p)
+    run_dir = os.path.join(out, "c")
+    assert_written_once(run_dir, ["eval"], n_tasks=2, per_task=2)
+    assert s["labels"]["programs"] == len(jsonl(os.path.join(run_dir, "labels.jsonl"))) == 4 * 2 + 4  # + references
+    assert s["accuracy"] is not None and checkpoints(run_dir) == ["checkpoint-1", "checkpoint-2"]
+    assert os.path.exists(os.path.join(run_dir, "critic", "critic.json"))
+
+
+def test_critic_pg_on_two_processes_trains_in_step(critic_run, tmp_path):
+    out, _ = critic_run
+    critic = os.path.join(out, "c", "critic")
+    p = launch("critic_pg", f"critic={critic}", "limit=4", "eval_tasks=2", "max_steps=2", "prompts_per_step=1",
+               "samples_per_prompt=2", "max_new_tokens=8", "eval_max_new_tokens=8", "micro_batch_size=1",
+               "learning_rate=1e-2", "save_steps=1", "run_name=pg", f"output_dir={tmp_path}", program=PARAM_SUMS)
+    [s] = summaries(p)
+    assert_in_step(p)
+    run_dir = os.path.join(tmp_path, "pg")
+    assert_written_once(run_dir, ["eval-before", "eval-after"], n_tasks=2)
+    rollouts = jsonl(os.path.join(run_dir, "rollouts.jsonl"))  # per step: 2 processes x 1 prompt x (2 + greedy)
+    assert [r["step"] for r in rollouts] == [1] * 6 + [2] * 6 and len({r["task_id"] for r in rollouts}) == 4
+    assert s["steps"] == 2 and checkpoints(run_dir) == ["checkpoint-1", "checkpoint-2"]
+
+
+def test_uneven_batches_join_every_gradient_average():
+    # a process left with no sample (all sandbox errors) still joins the gradient average with
+    # zero-loss passes, so the others never wait for it forever, and the weights stay equal
+    script = os.path.join(os.path.dirname(__file__), "_uneven_update.py")
+    cmd = [ACCELERATE, "launch", "--config_file", CONFIG, "--num_processes", "2", script]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-3000:]
+    sums = param_sums(p)
+    assert [x[0] for x in sums] == ["rank=0", "rank=1"] and sums[0][1] == sums[1][1], sums
+    assert all(x[2] == "moved=True" for x in sums) and [x[3] for x in sums] == ["tokens=9", "tokens=0"]
+
+
+def test_the_demo_refuses_several_processes_in_one_line(tmp_path):
+    cmd = [ACCELERATE, "launch", "--config_file", CONFIG, "--num_processes", "2", EXECRL, "demo", f"out={tmp_path}/d"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    errors = [line for line in p.stderr.splitlines() if line.startswith("execrl: error:")]
+    assert p.returncode != 0 and len(errors) == 1 and "runs in one process" in errors[0], p.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "d")

@@ -38,13 +38,13 @@ def open_run(cfg: Any, recipe: str, force_new: bool = False) -> RunDir:
     return run if run is not None else RunDir(path, data, resumed=resumed, writes=False)
 
 
-def single_process(recipe: str) -> None:
-    """A one-line error, before any work, for a recipe with its own training loop launched
-    as several processes (``accelerate launch``/``torchrun`` with more than one)."""
+def single_process(what: str) -> None:
+    """A one-line error, before any work, when ``what`` (the demo) is launched as several
+    processes (``accelerate launch``/``torchrun`` with more than one)."""
     if world_size() > 1:
         error = DataError if os.environ.get("RANK", "0") == "0" else CopiedError  # said once, by the main process
-        raise error(f"{recipe} trains in one process (this launch has WORLD_SIZE={world_size()}); "
-                    "run it without accelerate launch/torchrun, or pick a TRL-based recipe for several GPUs")
+        raise error(f"{what} runs in one process (this launch has WORLD_SIZE={world_size()}); run it without "
+                    "accelerate launch/torchrun (the recipes, execrl train RECIPE, run on several)")
 
 
 def sandbox_pool() -> SandboxPool:

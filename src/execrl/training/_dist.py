@@ -71,6 +71,13 @@ class Processes:
 
         return f"cuda:{self.local_rank}" if self.size > 1 and torch.cuda.is_available() else None
 
+    @property
+    def torch_device(self) -> str:
+        """Where this process computes: its GPU, else ``cuda`` when there is one, else ``cpu``."""
+        import torch
+
+        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
     def wait(self) -> None:
         """Barrier: return when every process got here."""
         if self._state is not None:
@@ -110,14 +117,29 @@ class Processes:
             raise RuntimeError(f"the main process failed: {value}")
         return value
 
-    def data_parallel(self, module: Any) -> Any:
-        """``module`` wrapped in DistributedDataParallel with several processes (gradients
-        averaged over them in ``backward``), else ``module`` itself. For our own loops."""
+    def data_parallel(self, forward: Callable[..., Any], *modules: Any) -> Any:
+        """For our own training loops: a module holding ``modules`` (so it owns all their
+        parameters) whose call is ``forward(*args, **kwargs)``, which must compute with those
+        modules. With several processes it is wrapped in DistributedDataParallel: gradients
+        are averaged over the processes in ``backward``, and every process must call
+        ``backward`` as often as the others (``no_sync()`` skips the averaging of all but the
+        last of several)."""
+        import torch
+
+        class Joint(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.parts = torch.nn.ModuleList(modules)
+
+            def forward(self, *args: Any, **kwargs: Any) -> Any:
+                return forward(*args, **kwargs)
+
+        joint = Joint()
         if self.size == 1:
-            return module
+            return joint
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(module, device_ids=[self.local_rank] if self.device else None)
+        return DistributedDataParallel(joint, device_ids=[self.local_rank] if self.device else None)
 
     def gather(self, values: list[T]) -> list[T]:
         """Every process's ``values``, concatenated in rank order, in every process."""

@@ -16,7 +16,8 @@ The benchmark's tasks are split (seeded) into train and held-out tasks. The reci
    program's logits their max over its tokens) with cross-entropy weighted by balanced class
    weights ``N / (K * n_c)`` (``K`` classes present, ``n_c`` labels of class ``c``), so rare
    classes (passing programs) weigh as much as common ones; a plain torch loop, AdamW with
-   linear decay;
+   linear decay (launched as N processes: each takes its share of every batch, and
+   DistributedDataParallel averages the gradients);
 4. saves ``<run>/critic/`` (:meth:`Critic.load`) and measures it on ``eval_samples`` samples per
    held-out task: accuracy, confusion matrix, and ranking: pass@1 of the critic's top-ranked
    sample per task against the unbiased pass@1 of a random sample and the oracle pass@n.
@@ -46,10 +47,13 @@ from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
     mirror_metrics,
+    open_run,
     resolve_model,
-    single_process,
+    sample_tasks,
+    sandbox_pool,
     split_tasks,
 )
+from execrl.training._dist import processes
 from execrl.training.config import RunDir, field_doc
 from execrl.training.critic_model import (
     OUTCOMES,
@@ -158,8 +162,10 @@ def _train(cfg: Config, run: RunDir, model_path: str, tasks: dict[str, Any], row
     import torch
     import torch.nn.functional as F
 
+    procs = processes()
     resume = run.latest_checkpoint()
     critic = Critic.load(resume) if resume else Critic.from_lm(model_path, cfg.head_hidden, cfg.max_length, cfg.seed)
+    trainable = procs.data_parallel(critic.logits, critic.backbone, critic.head)  # several processes: DDP
     examples = [critic.encode(tasks[r["task_id"]].prompt, r["completion"]) for r in rows]
     labels = torch.tensor([r["label"] for r in rows], device=critic.device)
     weight = torch.tensor(balanced_class_weights(labels.tolist()), device=critic.device) if cfg.class_weights else None
@@ -172,8 +178,8 @@ def _train(cfg: Config, run: RunDir, model_path: str, tasks: dict[str, Any], row
         lr = cfg.learning_rate * (1 - step / cfg.max_steps)
         for group in opt.param_groups:
             group["lr"] = lr
-        idx = _batch(len(examples), cfg.batch_size, step, cfg.seed)
-        logits = critic.logits([examples[i] for i in idx])
+        idx = _batch(len(examples), cfg.batch_size, step, cfg.seed)[procs.rank :: procs.size]  # this process's share
+        logits = trainable([examples[i] for i in idx])
         loss = F.cross_entropy(logits, labels[idx], weight=weight)
         opt.zero_grad()
         loss.backward()
@@ -181,11 +187,15 @@ def _train(cfg: Config, run: RunDir, model_path: str, tasks: dict[str, Any], row
         opt.step()
         step += 1
         accuracy = (logits.argmax(-1) == labels[idx]).float().mean()
-        run.log({"loss": loss.item(), "accuracy": accuracy.item(), "learning_rate": lr}, step=step)
+        shares = procs.gather([(loss.item(), accuracy.item())])  # the whole step's, over every process
+        run.log({"loss": sum(x for x, _ in shares) / len(shares), "accuracy": sum(a for _, a in shares) / len(shares),
+                 "learning_rate": lr}, step=step)
         if step % cfg.save_steps == 0 or step == cfg.max_steps:
-            with run.saving(step) as tmp:
-                critic.save(tmp)
-                torch.save(opt.state_dict(), os.path.join(tmp, "optimizer.pt"))
+            if procs.is_main:  # DDP keeps every process's weights equal
+                with run.saving(step) as tmp:
+                    critic.save(tmp)
+                    torch.save(opt.state_dict(), os.path.join(tmp, "optimizer.pt"))
+            procs.wait()
     return critic
 
 
@@ -235,14 +245,15 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     """Run the recipe; returns ``{"run", "critic", "labels", "accuracy", "confusion",
     "ranked_pass@1", "random_pass@1", "oracle_pass@n", ...}``."""
     from execrl.evaluation import evaluate, read_samples
-    from execrl.generation import SamplingParams, generate_samples
-    from execrl.generation._backends import make_backend
-    from execrl.sandbox import SandboxPool
+    from execrl.generation import SamplingParams
 
     # --- setup: run directory, model, task split -------------------------------------
-    single_process("critic")  # its own loop: no multi-process training (yet)
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="critic", force_new=force_new)
-    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
+    procs = processes()  # several (accelerate launch): sampling split, each trains on its share of a batch
+    if cfg.batch_size < procs.size:
+        raise DataError(f"batch_size={cfg.batch_size} is split between {procs.size} processes: give each one at least one")
+    run = open_run(cfg, "critic", force_new)
+    if procs.is_main:
+        mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
@@ -250,45 +261,54 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     resumed_from = run.latest_checkpoint()
 
     try:
-        with SandboxPool() as pool:
+        with sandbox_pool() as pool:
             # --- sample the train tasks, judge, label (resumable files) ---------------------
             sdir = os.path.join(run.path, "samples")
-            os.makedirs(sdir, exist_ok=True)
             samples_path, results_path = os.path.join(sdir, "samples.jsonl"), os.path.join(sdir, "results.jsonl")
             params = SamplingParams(n=cfg.samples_per_task, temperature=cfg.temperature,
                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-            generate_samples(make_backend(f"{cfg.generator}:{model_path}", chat=False), train_tasks, samples_path, params, progress=False)
-            evaluate(train_tasks, read_samples(samples_path, train_tasks, extract=True), results_path, pool=pool,
-                     ks=(1,), progress=False)
-            rows, skipped = labelled_rows(samples_path, results_path)
-            references, ref_skipped = _reference_rows(train_tasks, sdir, pool) if cfg.include_references else ([], 0)
-            rows += references
-            if not rows:
-                raise DataError(f"no labelled program: all {skipped} samples were sandbox errors")
-            with open(os.path.join(run.path, "labels.jsonl"), "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r) + "\n" for r in rows)
-            counts = Counter(r["outcome"] for r in rows)
-            labels = {"programs": len(rows), "references": len(references), "skipped_sandbox_errors": skipped + ref_skipped,
-                      **{name: counts.get(name, 0) for name in OUTCOMES}}
-            _log_once(run, "labels", labels, step=0)
+            sample_tasks(model_path, train_tasks, samples_path, params, chat=False, generator=cfg.generator)
+
+            def judge_and_label() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                evaluate(train_tasks, read_samples(samples_path, train_tasks, extract=True), results_path, pool=pool,
+                         ks=(1,), progress=False)
+                rows, skipped = labelled_rows(samples_path, results_path)
+                references, ref_skipped = _reference_rows(train_tasks, sdir, pool) if cfg.include_references else ([], 0)
+                rows += references
+                if not rows:
+                    raise DataError(f"no labelled program: all {skipped} samples were sandbox errors")
+                with open(os.path.join(run.path, "labels.jsonl"), "w", encoding="utf-8") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in rows)
+                counts = Counter(r["outcome"] for r in rows)
+                labels = {"programs": len(rows), "references": len(references),
+                          "skipped_sandbox_errors": skipped + ref_skipped, **{name: counts.get(name, 0) for name in OUTCOMES}}
+                _log_once(run, "labels", labels, step=0)
+                return rows, labels
+
+            rows, labels = procs.on_main(judge_and_label)  # every process trains on the same labels
 
             # --- the held-out samples the critic is measured on -----------------------------
             sampled = held_out_evaluator(cfg, run, held_out, pool, chat=False)(model_path, "eval")
 
         # --- train, save critic/ atomically ------------------------------------------------
         critic = _train(cfg, run, model_path, train_tasks, rows)
-        final, tmp = os.path.join(run.path, "critic"), os.path.join(run.path, "critic.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        critic.save(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        final = os.path.join(run.path, "critic")
 
-        # --- measure: classification and ranking on the held-out samples -------------------
-        report: dict[str, Any] = {}
-        if held_out:
+        def save_and_measure() -> dict[str, Any]:
+            tmp = final + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            critic.save(tmp)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            # --- measure: classification and ranking on the held-out samples ---------------
+            if not held_out:
+                return {}
             majority = Counter(r["label"] for r in rows).most_common(1)[0][0]
             report = _evaluate(critic, held_out, os.path.join(run.path, "eval"), majority)
             _log_once(run, "eval", {**report, "sampled": sampled}, step=cfg.max_steps)
+            return report
+
+        report = procs.on_main(save_and_measure)
     finally:
         run.close()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from execrl.errors import DataError
 from execrl.sandbox import Status
+from execrl.training._dist import processes
 
 __all__ = ["OUTCOMES", "PASSED", "Critic", "balanced_class_weights", "masked_max_pool", "outcome_class",
            "ranking_metrics"]
@@ -106,14 +107,13 @@ class Critic:
 
         backbone = AutoModelForCausalLM.from_pretrained(model).base_model  # the LM without its output layer
         torch.manual_seed(seed)
-        backbone.to("cuda" if torch.cuda.is_available() else "cpu")
+        backbone.to(processes().torch_device)
         return cls(backbone, AutoTokenizer.from_pretrained(model), _head(backbone.config.hidden_size, head_hidden),
                    max_length)
 
     @classmethod
     def load(cls, path: str) -> Critic:
         """The critic :meth:`save` wrote to ``path``."""
-        import torch
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
@@ -124,7 +124,7 @@ class Critic:
             info = json.load(f)
         if tuple(info.get("classes", ())) != OUTCOMES:
             raise DataError(f"{info_path}: classes {info.get('classes')} are not {list(OUTCOMES)}")
-        backbone = AutoModel.from_pretrained(path).to("cuda" if torch.cuda.is_available() else "cpu")
+        backbone = AutoModel.from_pretrained(path).to(processes().torch_device)
         head = _head(backbone.config.hidden_size, info["head_hidden"])
         head.load_state_dict(load_file(os.path.join(path, "head.safetensors")))
         return cls(backbone, AutoTokenizer.from_pretrained(path), head, info["max_length"])

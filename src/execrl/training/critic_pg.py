@@ -18,6 +18,9 @@ evaluated on the held-out tasks before and after (pass@k through the sandbox). E
 5. one AdamW step on :func:`~execrl.training.rl_math.critic_weighted_pg_loss`:
    ``-(r - r_b) * sum_t q(w_t) * log p(w_t)``, divided by the batch's completion tokens.
 
+Launched as N processes, each takes its own ``prompts_per_step`` prompts per step and
+DistributedDataParallel averages the gradients; the main process logs (over all) and saves.
+
 Completions are re-tokenized from their text (as CodeRL trains on stored samples), so the
 critic and the policy must share a tokenizer (checked before the first step). Run directory:
 ``config.json``, ``metrics.jsonl`` (eval_before, a line per step, eval_after),
@@ -32,6 +35,7 @@ critic and the policy must share a tokenizer (checked before the first step). Ru
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -45,11 +49,13 @@ from execrl.training._common import (
     RunConfig,
     held_out_evaluator,
     mirror_metrics,
+    open_run,
     resolve_model,
-    single_process,
+    sandbox_pool,
     split_tasks,
 )
-from execrl.training.config import RunDir, field_doc
+from execrl.training._dist import processes
+from execrl.training.config import field_doc
 
 __all__ = ["BASELINES", "WEIGHTINGS", "Config", "coderl_advantages", "main"]
 
@@ -129,36 +135,58 @@ def _judge(pool: Any, tasks: list[Any], completions: list[str]) -> list[str]:
     return [v.status.value for v in pool.run(runs)]
 
 
-def _update(policy: Any, batch: list[tuple[list[int], list[int], Any, float]], micro: int) -> tuple[float, int]:
+def _update(policy: Any, batch: list[tuple[list[int], list[int], Any, float]], micro: int,
+            chunks: int | None = None) -> tuple[float, int]:
     """Accumulate the gradient of the critic-weighted loss over ``batch`` of ``(prompt ids,
-    completion ids, weights [T], advantage)``; returns ``(loss, completion tokens)``."""
-    import torch
+    completion ids, weights [T], advantage)``; returns ``(loss, completion tokens)``.
 
-    from execrl.training.rl_math import critic_weighted_pg_loss
+    Data-parallel (``policy`` a DistributedDataParallel module), every process must run the
+    same number of backward passes: ``chunks`` (the largest over the processes) forward
+    passes are made, those beyond this process's batch on one token with a zero loss, and
+    only the last one's backward averages the gradients."""
+    import contextlib
+
+    import torch
 
     total_tokens = sum(len(c) for _, c, _, _ in batch)
     loss_sum = 0.0
     device = next(policy.parameters()).device
-    for start in range(0, len(batch), micro):
-        chunk = batch[start : start + micro]
-        width = max(len(p) + len(c) for p, c, _, _ in chunk)
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        mask = torch.zeros((len(chunk), width - 1), dtype=torch.bool)  # position j predicts token j + 1
-        weights = torch.zeros((len(chunk), width - 1))
-        for i, (p, c, q, _) in enumerate(chunk):
-            ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            attention[i, : len(p) + len(c)] = 1
-            mask[i, len(p) - 1 : len(p) + len(c) - 1] = True
-            weights[i, len(p) - 1 : len(p) + len(c) - 1] = q
-        logits = policy(input_ids=ids.to(device), attention_mask=attention.to(device)).logits[:, :-1].float()
-        logprobs = logits.log_softmax(-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
-        advantages = torch.tensor([a for *_, a in chunk], device=device)
-        loss = critic_weighted_pg_loss(logprobs, weights.to(device), advantages, mask.to(device))
-        loss = loss * (mask.sum().item() / total_tokens)  # token mean over the whole batch, not the chunk
-        loss.backward()
-        loss_sum += loss.item()
+    starts = range(0, len(batch), micro)
+    chunks = len(starts) if chunks is None else chunks
+    for n in range(chunks):
+        syncing = n == chunks - 1 or not hasattr(policy, "no_sync")
+        with contextlib.nullcontext() if syncing else policy.no_sync():
+            if n >= len(starts):  # nothing left here: take part in the gradient averaging with zeros
+                (policy(input_ids=torch.zeros((1, 1), dtype=torch.long, device=device)).logits.sum() * 0).backward()
+                continue
+            loss_sum += _backward_chunk(policy, batch[starts[n] : starts[n] + micro], total_tokens, device)
     return loss_sum, total_tokens
+
+
+def _backward_chunk(policy: Any, chunk: list[tuple[list[int], list[int], Any, float]], total_tokens: int,
+                    device: Any) -> float:
+    """One chunk's forward and backward; returns its share of the batch's loss."""
+    import torch
+
+    from execrl.training.rl_math import critic_weighted_pg_loss
+
+    width = max(len(p) + len(c) for p, c, _, _ in chunk)
+    ids = torch.zeros((len(chunk), width), dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    mask = torch.zeros((len(chunk), width - 1), dtype=torch.bool)  # position j predicts token j + 1
+    weights = torch.zeros((len(chunk), width - 1))
+    for i, (p, c, q, _) in enumerate(chunk):
+        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        attention[i, : len(p) + len(c)] = 1
+        mask[i, len(p) - 1 : len(p) + len(c) - 1] = True
+        weights[i, len(p) - 1 : len(p) + len(c) - 1] = q
+    logits = policy(input_ids=ids.to(device), attention_mask=attention.to(device)).logits[:, :-1].float()
+    logprobs = logits.log_softmax(-1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+    advantages = torch.tensor([a for *_, a in chunk], device=device)
+    loss = critic_weighted_pg_loss(logprobs, weights.to(device), advantages, mask.to(device))
+    loss = loss * (mask.sum().item() / total_tokens)  # token mean over the whole batch, not the chunk
+    loss.backward()
+    return loss.item()
 
 
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
@@ -171,50 +199,58 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     from execrl.generation import SamplingParams
     from execrl.generation.hf import HFGenerator
     from execrl.rewards.execution import CODERL_VALUES
-    from execrl.sandbox import SandboxPool, Status
+    from execrl.sandbox import Status
     from execrl.training.critic_model import Critic, outcome_class
 
     # --- setup: run directory, model, task split, critic ------------------------------
-    single_process("critic_pg")  # its own loop: no multi-process training (yet)
-    run = RunDir.create(cfg.output_dir, cfg.run_name, cfg, recipe="critic_pg", force_new=force_new)
-    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
+    procs = processes()  # several (accelerate launch): each samples its own prompts, DDP averages gradients
+    run = open_run(cfg, "critic_pg", force_new)
+    if procs.is_main:
+        mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:
         raise DataError(f"{cfg.benchmark}: no train tasks left after holding out eval_tasks={cfg.eval_tasks}")
     critic = Critic.load(os.path.expanduser(cfg.critic)) if cfg.weighting == "critic" else None
-    if critic is not None and critic.tokenizer.get_vocab() != AutoTokenizer.from_pretrained(model_path).get_vocab():
-        raise DataError(f"critic={cfg.critic}: its tokenizer differs from the policy's; train the critic from the same model")
+
+    def check_vocab() -> None:
+        if critic is not None and critic.tokenizer.get_vocab() != AutoTokenizer.from_pretrained(model_path).get_vocab():
+            raise DataError(f"critic={cfg.critic}: its tokenizer differs from the policy's; "
+                            "train the critic from the same model")
+
+    procs.on_main(check_vocab)
     resume, start = run.latest_checkpoint(), run.resume_step
     order = sorted(train_tasks)
     random.Random(cfg.seed).shuffle(order)
     rollouts_path = os.path.join(run.path, "rollouts.jsonl")
-    kept = [r for r in read_done(rollouts_path) if r["step"] <= start]  # later steps are redone
+    kept = [r for r in read_done(rollouts_path) if r["step"] <= start] if procs.is_main else []  # later steps: redone
 
-    pool = SandboxPool()
+    pool = sandbox_pool()
     try:
         evaluate = held_out_evaluator(cfg, run, held_out, pool, chat=False)  # plain prompts, as trained
         before = evaluate(model_path, "eval-before")
         if not any("eval_before" in r for r in run.read_metrics()):
             run.log({"eval_before": before}, step=0)
 
-        gen = HFGenerator(resume or model_path, chat=False)
+        gen = HFGenerator(resume or model_path, chat=False, device=procs.device)
         policy, tok = gen.model, gen.tokenizer
+        trainable = procs.data_parallel(policy, policy)  # several processes: DDP
         opt = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate)
         if resume:
             opt.load_state_dict(torch.load(os.path.join(resume, "optimizer.pt"), weights_only=True))
 
         # --- loop: sample, judge, weigh, update ---------------------------------------------
-        with AppendWriter(rollouts_path, fresh=True) as rollouts:
+        with AppendWriter(rollouts_path, fresh=True) if procs.is_main else contextlib.nullcontext() as rollouts:
             for r in kept:
                 rollouts.write(r)
             for step in range(start + 1, cfg.max_steps + 1):
+                turn = (step - 1) * procs.size + procs.rank  # process r takes the step's r-th share of prompts
                 tasks = [train_tasks[order[i % len(order)]]
-                         for i in range((step - 1) * cfg.prompts_per_step, step * cfg.prompts_per_step)]
+                         for i in range(turn * cfg.prompts_per_step, (turn + 1) * cfg.prompts_per_step)]
                 prompts, G = [t.prompt for t in tasks], cfg.samples_per_prompt
                 policy.eval()
                 sampled = gen.generate(prompts, SamplingParams(n=G, temperature=cfg.temperature,
-                                                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + step))
+                                                               max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + turn + 1))
                 flat = [(t, c) for t, cs in zip(tasks, sampled, strict=True) for c in cs]
                 if cfg.baseline == "greedy":
                     greedy = [c for [c] in gen.generate(prompts, SamplingParams(max_new_tokens=cfg.max_new_tokens))]
@@ -238,39 +274,54 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
                     batch.append((prompt_ids, ids, q, advantages[i]))
                 policy.train()
                 opt.zero_grad()
-                loss, tokens = _update(policy, batch, cfg.micro_batch_size) if batch else (0.0, 0)
-                if tokens and any(a != 0 for *_, a in batch):
+                chunks = max(procs.gather([math.ceil(len(batch) / cfg.micro_batch_size)]))  # the same count everywhere
+                loss, tokens = _update(trainable, batch, cfg.micro_batch_size, chunks) if chunks else (0.0, 0)
+                if any(procs.gather([bool(tokens and any(a != 0 for *_, a in batch))])):
                     torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
                     opt.step()
 
-                for i, ((task, completion), status) in enumerate(zip(flat, statuses, strict=True)):
-                    rollouts.write({"step": step, "task_id": task.task_id, "greedy": i >= len(tasks) * G,
-                                    "completion": completion, "status": status,
-                                    "reward": None if math.isnan(values[i]) else values[i],
-                                    "advantage": advantages[i] if i < len(tasks) * G else None})
-                got = [v for v in values[: len(tasks) * G] if not math.isnan(v)]
-                shares = Counter(statuses[: len(tasks) * G])
-                run.log({"loss": loss, "reward": sum(got) / len(got) if got else None,
-                         "baseline": float(base.nanmean()) if base is not None else (sum(got) / len(got) if got else None),
-                         "pass_rate": shares.get("passed", 0) / (len(tasks) * G),
-                         "advantage_abs_mean": sum(abs(a) for *_, a in batch) / len(batch) if batch else 0.0,
-                         "critic_weight_mean": weight_sum / tokens if tokens else None, "tokens": tokens,
+                # --- log: the step's figures over every process's share -----------------------
+                n = len(tasks) * G
+                mine = [{"step": step, "task_id": task.task_id, "greedy": i >= n, "completion": completion,
+                         "status": status, "reward": None if math.isnan(values[i]) else values[i],
+                         "advantage": advantages[i] if i < n else None}
+                        for i, ((task, completion), status) in enumerate(zip(flat, statuses, strict=True))]
+                every = procs.gather(mine)
+                for row in every if procs.is_main else []:
+                    rollouts.write(row)
+                sampled_rows = [r for r in every if not r["greedy"]]
+                got = [r["reward"] for r in sampled_rows if r["reward"] is not None]
+                greedy_got = [r["reward"] for r in every if r["greedy"] and r["reward"] is not None]
+                shares = Counter(r["status"] for r in sampled_rows)
+                advs = procs.gather([abs(a) for *_, a in batch])
+                totals = procs.gather([(loss, tokens, weight_sum)])
+                loss_sum, tokens_all, weights_all = (sum(t[k] for t in totals) for k in range(3))
+                run.log({"loss": loss_sum / procs.size, "reward": sum(got) / len(got) if got else None,
+                         "baseline": (sum(greedy_got) / len(greedy_got) if greedy_got else None) if base is not None
+                         else (sum(got) / len(got) if got else None),
+                         "pass_rate": shares.get("passed", 0) / len(sampled_rows),
+                         "advantage_abs_mean": sum(advs) / len(advs) if advs else 0.0,
+                         "critic_weight_mean": weights_all / tokens_all if tokens_all else None, "tokens": tokens_all,
                          "sandbox_errors": shares.get("sandbox_error", 0),
-                         **{f"status/{s}": n / (len(tasks) * G) for s, n in shares.items()}}, step=step)
+                         **{f"status/{s}": k / len(sampled_rows) for s, k in shares.items()}}, step=step)
                 if step % cfg.save_steps == 0 or step == cfg.max_steps:
-                    with run.saving(step) as tmp:
-                        policy.save_pretrained(tmp)
-                        AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)
-                        torch.save(opt.state_dict(), os.path.join(tmp, "optimizer.pt"))
+                    if procs.is_main:  # DDP keeps every process's weights and optimizer state equal
+                        with run.saving(step) as tmp:
+                            policy.save_pretrained(tmp)
+                            AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)
+                            torch.save(opt.state_dict(), os.path.join(tmp, "optimizer.pt"))
+                    procs.wait()
 
         # --- save final/ (atomically), measure again ---------------------------------------
         final, tmp = os.path.join(run.path, "final"), os.path.join(run.path, "final.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        policy.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)  # not gen's: it pads on the left
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        del gen, policy
+        if procs.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            policy.save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(model_path).save_pretrained(tmp)  # not gen's: it pads on the left
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        procs.wait()
+        del gen, policy, trainable
         after = evaluate(final, "eval-after")
         if not any("eval_after" in r for r in run.read_metrics()):
             run.log({"eval_after": after}, step=cfg.max_steps)

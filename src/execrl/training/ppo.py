@@ -218,22 +218,6 @@ def _load_models(cfg: Config, model_path: str, checkpoint: str | None, device: s
     return policy, ref, head, opt
 
 
-def _with_value(policy: Any, head: Any) -> Any:
-    """The policy and its value head as one module, so DistributedDataParallel averages the
-    gradients of both; called like :func:`forward` without its first two arguments."""
-    import torch
-
-    class PolicyWithValue(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.policy, self.head = policy, head
-
-        def forward(self, *args: Any) -> Any:
-            return forward(self.policy, self.head, *args)
-
-    return PolicyWithValue()
-
-
 def _save(path: str, policy: Any, tok: Any, head: Any, opt: Any = None) -> None:
     import torch
 
@@ -263,8 +247,8 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     if not train:
         raise DataError(f"{cfg.benchmark}: no training tasks left after holding out eval_tasks={cfg.eval_tasks}")
     rows = task_rows(train, chat=cfg.chat)  # in the seeded split's order; step s takes the next batch
-    device = procs.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = device == "cuda" and torch.cuda.is_bf16_supported()
+    device = procs.torch_device
+    bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
 
     def amp() -> Any:
         return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -283,7 +267,8 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
 
     checkpoint, start = run.latest_checkpoint(), run.resume_step
     policy, ref, head, opt = _load_models(cfg, model_path, checkpoint, device)
-    trainable = procs.data_parallel(_with_value(policy, head))
+    # policy and value head as one module: DDP averages the gradients of both
+    trainable = procs.data_parallel(lambda *args: forward(policy, head, *args), policy, head)
     params = [p for group in opt.param_groups for p in group["params"]]
     gen_eos = policy.generation_config.eos_token_id
     eos = {tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
