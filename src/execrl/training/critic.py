@@ -171,7 +171,7 @@ def _train(cfg: Config, run: RunDir, model_path: str, tasks: dict[str, Any], row
     weight = torch.tensor(balanced_class_weights(labels.tolist()), device=critic.device) if cfg.class_weights else None
     opt = torch.optim.AdamW(critic.parameters(), lr=cfg.learning_rate)
     if resume:
-        opt.load_state_dict(torch.load(os.path.join(resume, "optimizer.pt"), weights_only=True))
+        opt.load_state_dict(torch.load(os.path.join(resume, "optimizer.pt"), map_location="cpu", weights_only=True))
     step = run.resume_step
     critic.train()
     while step < cfg.max_steps:

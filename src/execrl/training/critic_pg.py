@@ -237,7 +237,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
         trainable = procs.data_parallel(policy, policy)  # several processes: DDP
         opt = torch.optim.AdamW(policy.parameters(), lr=cfg.learning_rate)
         if resume:
-            opt.load_state_dict(torch.load(os.path.join(resume, "optimizer.pt"), weights_only=True))
+            opt.load_state_dict(torch.load(os.path.join(resume, "optimizer.pt"), map_location="cpu", weights_only=True))
 
         # --- loop: sample, judge, weigh, update ---------------------------------------------
         with AppendWriter(rollouts_path, fresh=True) if procs.is_main else contextlib.nullcontext() as rollouts:
