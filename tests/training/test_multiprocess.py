@@ -81,6 +81,23 @@ def test_two_process_rerun_resumes_and_a_config_clash_is_one_line(sft_run):
     assert len(errors) == 1 and "different config" in errors[0], p.stderr[-2000:]
 
 
+def test_lora_sft_on_two_processes_saves_one_merged_model(tmp_path):
+    [s] = summaries(launch("sft", "lora=true", "max_steps=2", "limit=6", "eval_tasks=2", "eval_max_new_tokens=8",
+                           "run_name=l", f"output_dir={tmp_path}"))
+    final = os.path.join(tmp_path, "l", "final")
+    assert s["steps"] == 2 and os.path.exists(os.path.join(final, "model.safetensors"))
+    assert not os.path.exists(os.path.join(final, "adapter_config.json"))  # merged: loads without peft
+    assert_written_once(os.path.join(tmp_path, "l"), ["eval-before", "eval-after"], n_tasks=2)
+
+
+def test_reward_model_on_two_processes_measures_once(tmp_path):
+    [s] = summaries(launch("reward_model", "max_steps=2", "limit=4", "eval_tasks=4", "samples_per_task=2",
+                           "max_new_tokens=8", "run_name=rm", f"output_dir={tmp_path}"))
+    assert s["steps"] == 2 and s["pairs"] > 0 and s["accuracy_after"] is not None
+    rows = jsonl(os.path.join(tmp_path, "rm", "metrics.jsonl"))
+    assert [sum(k in r for r in rows) for k in ("mining", "accuracy_before", "accuracy_after")] == [1, 1, 1]
+
+
 def test_grpo_on_two_processes_rewards_in_each_and_logs_once(tmp_path):
     p = launch("grpo", "max_steps=2", "limit=4", "eval_tasks=2", "eval_max_new_tokens=8", "max_completion_length=8",
                "run_name=g", f"output_dir={tmp_path}")

@@ -4,7 +4,7 @@
 Every process trains (the trainer shards the batches); exactly one, the *main* process,
 owns the run directory: it creates it, builds the tiny model, writes metrics and the final
 model, and runs the sandbox over the evaluations. Sampling for an evaluation is split over
-all processes, each writing its own shard, so N GPUs sample N times faster. The other
+all processes, each writing its own shard on its own GPU. The other
 processes wait at a barrier while the main one works, and every process gets the main
 one's answer, or its error, so a bad config stops all of them with the same one line.
 
