@@ -135,20 +135,25 @@ def sample_tasks(model: str, tasks: dict[str, Task], path: str, params: Any, *, 
     sample(mine, procs.shard(list(tasks)))
     procs.wait()
 
-    def merge() -> None:
-        # every shard there is: one left by an interrupted run with another process count
-        # holds other tasks, and may repeat a (task, completion) another shard has
-        shards = sorted(glob.glob(glob.escape(path) + ".rank*"))
-        order = {tid: i for i, tid in enumerate(tasks)}
-        rows = {(r["task_id"], r["completion_id"]): r for shard in shards for r in read_done(shard)
-                if r.get("task_id") in order and isinstance(r.get("completion_id"), int)}
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(rows[key]) + "\n" for key in sorted(rows, key=lambda k: (order[k[0]], k[1])))
-        os.replace(path + ".tmp", path)
-        for shard in shards:
-            os.remove(shard)
+    procs.on_main(lambda: merge_shards(path, list(tasks)))
 
-    procs.on_main(merge)
+
+def merge_shards(path: str, task_ids: list[str]) -> int:
+    """Write every ``path.rank<r>`` shard's rows into ``path`` (atomically), in ``task_ids``
+    order then completion id, and delete the shards; returns the rows written. Every shard
+    there is counts: one left by an interrupted run with another number of processes holds
+    other tasks, and may repeat a (task, completion) another shard has (kept once); rows of
+    tasks not in ``task_ids`` are dropped."""
+    shards = sorted(glob.glob(glob.escape(path) + ".rank*"))
+    order = {tid: i for i, tid in enumerate(task_ids)}
+    rows = {(r["task_id"], r["completion_id"]): r for shard in shards for r in read_done(shard)
+            if r.get("task_id") in order and isinstance(r.get("completion_id"), int)}
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(rows[key]) + "\n" for key in sorted(rows, key=lambda k: (order[k[0]], k[1])))
+    os.replace(path + ".tmp", path)
+    for shard in shards:
+        os.remove(shard)
+    return len(rows)
 
 
 # --------------------------------------------------------------------- what recipes share
