@@ -49,7 +49,7 @@ def single_process(what: str) -> None:
 
 def sandbox_pool() -> SandboxPool:
     """A sandbox pool for this process: a worker per core, the cores split between the
-    processes of a multi-process run on this machine. Workers start on first use."""
+    processes of a multi-process run on this machine. Workers start at its first run (or `with`)."""
     procs = processes()
     return SandboxPool(procs.cores() if procs.size > 1 else None)
 
