@@ -256,3 +256,23 @@ def test_frozen_post_init_and_nested_validate():
         load_config(Outer, None, ["inner.k=13"])
     with pytest.raises(DataError, match=r"weights=x: expected dict\[str, float\]"):
         load_config(Outer, None, ["weights=x"])
+
+
+def test_bound_checks_name_the_first_bad_key_and_its_value():
+    from types import SimpleNamespace
+
+    from execrl.training.config import check_at_least, check_positive
+
+    cfg = SimpleNamespace(a=1, b=0, c=-1, lr=0.0, nan=float("nan"), n=15)
+    check_at_least(cfg, 1, "a")
+    check_at_least(cfg, 0, "a", "b")
+    for call, message in [
+        (lambda: check_at_least(cfg, 1, "a", "b", "c"), "b=0: must be at least 1"),
+        (lambda: check_at_least(cfg, 0, "b", "c"), "c=-1: must be 0 or more"),
+        (lambda: check_at_least(cfg, 16, "n"), "n=15: must be at least 16"),
+        (lambda: check_positive(cfg, "a", "lr"), "lr=0.0: must be positive"),
+        (lambda: check_positive(cfg, "nan"), "nan=nan: must be positive"),
+    ]:
+        with pytest.raises(DataError) as err:
+            call()
+        assert str(err.value) == message

@@ -16,7 +16,7 @@ from execrl.evaluation import evaluate, read_samples
 from execrl.sandbox import SandboxPool
 from execrl.tasks import Task, load_benchmark
 from execrl.training._dist import CopiedError, processes, world_size
-from execrl.training.config import RunDir, check_local_path, field_doc
+from execrl.training.config import RunDir, check_at_least, check_local_path, field_doc
 
 TINY = "tiny"  # the model spec that builds the local tiny Llama (execrl.training.tiny)
 
@@ -203,17 +203,10 @@ class RunConfig:
     def validate(self) -> None:
         check_local_path("model", self.model)
         check_local_path("problems", self.problems)
-        for key in ("eval_samples", "eval_max_new_tokens", "lora_r", "lora_alpha", "eval_batch_size"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        check_at_least(self, 1, "eval_samples", "eval_max_new_tokens", "lora_r", "lora_alpha", "eval_batch_size")
         if self.limit is not None and self.limit < 1:
             raise DataError(f"limit={self.limit}: must be at least 1 (or none for every task)")
-        if self.skip < 0:
-            raise DataError(f"skip={self.skip}: must be 0 or more")
-        if self.eval_tasks < 0:
-            raise DataError(f"eval_tasks={self.eval_tasks}: must be 0 or more")
-        if self.eval_temperature < 0:
-            raise DataError(f"eval_temperature={self.eval_temperature}: must be 0 or more")
+        check_at_least(self, 0, "skip", "eval_tasks", "eval_temperature")
         if self.report_to not in REPORT_TO:
             raise DataError(f"report_to={self.report_to!r}: choose one of {', '.join(REPORT_TO)}")
         if self.report_to != "none":

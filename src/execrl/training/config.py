@@ -33,7 +33,9 @@ from execrl.errors import DataError
 
 __all__ = [
     "RunDir",
+    "check_at_least",
     "check_local_path",
+    "check_positive",
     "config_help",
     "config_to_dict",
     "field_doc",
@@ -337,6 +339,24 @@ def check_local_path(key: str, value: str | None) -> None:
     (Hugging Face ids like ``Qwen/Qwen2.5-0.5B``) are left for the loader to resolve."""
     if value and value.startswith(("/", "./", "../", "~")) and not os.path.exists(os.path.expanduser(value)):
         raise DataError(f"{key}={value}: no such file or directory")
+
+
+def check_at_least(cfg: Any, minimum: int, *keys: str) -> None:
+    """For ``validate()`` hooks: a one-line :class:`DataError` for the first of ``keys``
+    whose value in ``cfg`` is below ``minimum``."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if value < minimum:
+            raise DataError(f"{key}={value}: must be " + ("0 or more" if minimum == 0 else f"at least {minimum}"))
+
+
+def check_positive(cfg: Any, *keys: str) -> None:
+    """For ``validate()`` hooks: a one-line :class:`DataError` for the first of ``keys``
+    whose value in ``cfg`` is not above 0 (NaN included)."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if not value > 0:
+            raise DataError(f"{key}={value}: must be positive")
 
 
 def _default_text(f: dataclasses.Field, owner: Any) -> str:

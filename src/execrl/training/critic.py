@@ -54,7 +54,7 @@ from execrl.training._common import (
     split_tasks,
 )
 from execrl.training._dist import processes
-from execrl.training.config import RunDir, field_doc
+from execrl.training.config import RunDir, check_at_least, check_positive, field_doc
 from execrl.training.critic_model import (
     OUTCOMES,
     PASSED,
@@ -91,17 +91,13 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("samples_per_task", "max_new_tokens", "head_hidden", "max_steps", "batch_size", "save_steps"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        check_at_least(self, 1, "samples_per_task", "max_new_tokens", "head_hidden", "max_steps", "batch_size",
+                       "save_steps")
         if self.lora:
             raise DataError("lora=true: the critic recipes train every weight (LoRA is not supported yet)")
-        if not self.learning_rate > 0:
-            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
-        if self.temperature < 0:
-            raise DataError(f"temperature={self.temperature}: must be 0 or more")
-        if self.max_length < 16:
-            raise DataError(f"max_length={self.max_length}: must be at least 16")
+        check_positive(self, "learning_rate")
+        check_at_least(self, 0, "temperature")
+        check_at_least(self, 16, "max_length")
 
 
 def labelled_rows(samples_path: str, results_path: str, source: str = "sample") -> tuple[list[dict[str, Any]], int]:

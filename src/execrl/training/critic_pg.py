@@ -55,7 +55,7 @@ from execrl.training._common import (
     split_tasks,
 )
 from execrl.training._dist import processes
-from execrl.training.config import field_doc
+from execrl.training.config import check_at_least, check_positive, field_doc
 
 __all__ = ["BASELINES", "WEIGHTINGS", "Config", "coderl_advantages", "main"]
 
@@ -97,16 +97,13 @@ class Config(RunConfig):
                 raise DataError(f"critic={self.critic}: not a critic directory (no critic.json)")
         if self.baseline not in BASELINES:
             raise DataError(f"baseline={self.baseline!r}: choose one of {', '.join(BASELINES)}")
-        for key in ("max_steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "micro_batch_size",
-                    "save_steps"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        check_at_least(self, 1, "max_steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens",
+                       "micro_batch_size", "save_steps")
         if self.lora:
             raise DataError("lora=true: the critic recipes train every weight (LoRA is not supported yet)")
         if not self.temperature > 0:
             raise DataError(f"temperature={self.temperature}: must be positive (the samples must differ)")
-        if not self.learning_rate > 0:
-            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
+        check_positive(self, "learning_rate")
 
 
 def coderl_advantages(rewards: Any, baseline: Any | None = None) -> Any:

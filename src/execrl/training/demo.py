@@ -32,7 +32,7 @@ import warnings
 from typing import Any
 
 from execrl.errors import DataError
-from execrl.training.config import field_doc
+from execrl.training.config import check_at_least, field_doc
 
 __all__ = ["Config", "main"]
 
@@ -62,14 +62,9 @@ class Config:
     grpo_reward: str = field_doc("pass_all", "GRPO reward (see execrl train grpo --help)")
 
     def validate(self) -> None:
-        positive = ("eval_tasks", "sft_tasks", "eval_samples", "corpus_size", "hidden", "layers", "pretrain_steps", "grpo_generations",
-                    "grpo_batch")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
-        for key in ("sft_steps", "grpo_steps"):
-            if getattr(self, key) < 0:
-                raise DataError(f"{key}={getattr(self, key)}: must be 0 or more")
+        check_at_least(self, 1, "eval_tasks", "sft_tasks", "eval_samples", "corpus_size", "hidden", "layers",
+                       "pretrain_steps", "grpo_generations", "grpo_batch")
+        check_at_least(self, 0, "sft_steps", "grpo_steps")
         if not 0.0 <= self.bug_rate < 1.0:
             raise DataError(f"bug_rate={self.bug_rate}: must be in [0, 1)")
         if self.eval_temperature <= 0:

@@ -47,7 +47,7 @@ from execrl.training._common import (
     trainer_settings,
 )
 from execrl.training._dist import processes
-from execrl.training.config import RunDir, field_doc
+from execrl.training.config import RunDir, check_at_least, check_positive, field_doc
 
 __all__ = ["Config", "main", "mine_preference_pairs", "reference_pairs"]
 
@@ -73,20 +73,16 @@ class PreferenceConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("max_new_tokens", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
-                    "save_steps"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        check_at_least(self, 1, "max_new_tokens", "max_steps", "per_device_train_batch_size",
+                       "gradient_accumulation_steps", "save_steps")
         if self.samples_per_task < 2:
             raise DataError(f"samples_per_task={self.samples_per_task}: must be at least 2 (a pair needs two samples)")
         if self.max_pairs_per_task is not None and self.max_pairs_per_task < 1:
             raise DataError(f"max_pairs_per_task={self.max_pairs_per_task}: must be at least 1 (or none)")
         if not self.temperature > 0:
             raise DataError(f"temperature={self.temperature}: must be positive (mining needs different samples)")
-        if not self.learning_rate > 0:
-            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
-        if self.max_length < 16:
-            raise DataError(f"max_length={self.max_length}: must be at least 16")
+        check_positive(self, "learning_rate")
+        check_at_least(self, 16, "max_length")
 
 
 @dataclass
@@ -98,8 +94,7 @@ class Config(PreferenceConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.beta > 0:
-            raise DataError(f"beta={self.beta}: must be positive")
+        check_positive(self, "beta")
 
 
 def reference_pairs(tasks: dict[str, Any], samples: list[dict[str, Any]],

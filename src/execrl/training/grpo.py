@@ -37,7 +37,7 @@ from execrl.training._common import (
     split_tasks,
     trainer_settings,
 )
-from execrl.training.config import RunDir, field_doc
+from execrl.training.config import RunDir, check_at_least, field_doc
 
 __all__ = ["REWARDS", "Config", "build_rewards", "check_rewards", "main"]
 
@@ -105,11 +105,8 @@ class Config(RunConfig):
         if self.per_device_train_batch_size % self.num_generations:
             raise DataError(f"per_device_train_batch_size={self.per_device_train_batch_size} must be a multiple "
                             f"of num_generations={self.num_generations}")
-        for key in ("max_steps", "max_completion_length"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key} must be at least 1")
-        if self.save_steps < 0:
-            raise DataError("save_steps must be >= 0")
+        check_at_least(self, 1, "max_steps", "max_completion_length")
+        check_at_least(self, 0, "save_steps")
         if self.use_vllm:
             require_vllm("use_vllm=true")
 

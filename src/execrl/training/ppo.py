@@ -59,7 +59,7 @@ from execrl.training._common import (
     split_tasks,
 )
 from execrl.training._dist import processes
-from execrl.training.config import field_doc
+from execrl.training.config import check_at_least, check_positive, field_doc
 from execrl.training.grpo import REWARDS, build_rewards, check_rewards
 
 if TYPE_CHECKING:
@@ -104,19 +104,13 @@ class Config(RunConfig):
     def validate(self) -> None:
         super().validate()
         check_rewards(self.rewards, self.reward_weights)
-        for key in ("rollout_batch_size", "samples_per_prompt", "max_steps", "ppo_epochs", "mini_batch_size",
-                    "max_completion_length"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
-        for key in ("learning_rate", "cliprange", "cliprange_value", "temperature", "max_grad_norm"):
-            if not getattr(self, key) > 0:
-                raise DataError(f"{key}={getattr(self, key)}: must be positive")
+        check_at_least(self, 1, "rollout_batch_size", "samples_per_prompt", "max_steps", "ppo_epochs",
+                       "mini_batch_size", "max_completion_length")
+        check_positive(self, "learning_rate", "cliprange", "cliprange_value", "temperature", "max_grad_norm")
         for key in ("gamma", "lam"):
             if not 0 <= getattr(self, key) <= 1:
                 raise DataError(f"{key}={getattr(self, key)}: must be between 0 and 1")
-        for key in ("vf_coef", "kl_coef", "save_steps"):
-            if getattr(self, key) < 0:
-                raise DataError(f"{key}={getattr(self, key)}: must be 0 or more")
+        check_at_least(self, 0, "vf_coef", "kl_coef", "save_steps")
         if self.kl_estimator not in KL_KINDS:
             raise DataError(f"kl_estimator={self.kl_estimator!r}: choose one of {', '.join(KL_KINDS)}")
 

@@ -54,7 +54,7 @@ from execrl.training._common import (
     trainer_settings,
 )
 from execrl.training._dist import processes
-from execrl.training.config import field_doc
+from execrl.training.config import check_at_least, check_positive, field_doc
 
 __all__ = ["KEEP_RULES", "Config", "keep_programs", "main"]
 
@@ -82,18 +82,13 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("rounds", "samples_per_task", "max_new_tokens", "steps_per_round", "per_device_train_batch_size",
-                    "gradient_accumulation_steps"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
+        check_at_least(self, 1, "rounds", "samples_per_task", "max_new_tokens", "steps_per_round",
+                       "per_device_train_batch_size", "gradient_accumulation_steps")
         if self.keep not in KEEP_RULES:
             raise DataError(f"keep={self.keep!r}: choose one of {', '.join(KEEP_RULES)}")
-        if not self.learning_rate > 0:
-            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
-        if self.max_length < 16:
-            raise DataError(f"max_length={self.max_length}: must be at least 16")
-        if self.temperature < 0:
-            raise DataError(f"temperature={self.temperature}: must be 0 or more")
+        check_positive(self, "learning_rate")
+        check_at_least(self, 16, "max_length")
+        check_at_least(self, 0, "temperature")
 
 
 def _completion(prompt: str, program: str) -> str:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from execrl.errors import DataError
-from execrl.training.config import field_doc
+from execrl.training.config import check_at_least, field_doc
 from execrl.training.grpo import Config as GRPOSettings
 from execrl.training.grpo import train_online
 
@@ -45,8 +44,7 @@ class Config(GRPOSettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.beta < 0:
-            raise DataError(f"beta={self.beta}: must be 0 or more")
+        check_at_least(self, 0, "beta")
 
 
 def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:

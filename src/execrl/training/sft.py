@@ -35,7 +35,7 @@ from execrl.training._common import (
     split_tasks,
     trainer_settings,
 )
-from execrl.training.config import field_doc
+from execrl.training.config import check_at_least, check_positive, field_doc
 
 __all__ = ["Config", "main"]
 
@@ -55,13 +55,9 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "save_steps"):
-            if getattr(self, key) < 1:
-                raise DataError(f"{key}={getattr(self, key)}: must be at least 1")
-        if not self.learning_rate > 0:
-            raise DataError(f"learning_rate={self.learning_rate}: must be positive")
-        if self.max_length < 16:
-            raise DataError(f"max_length={self.max_length}: must be at least 16")
+        check_at_least(self, 1, "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "save_steps")
+        check_positive(self, "learning_rate")
+        check_at_least(self, 16, "max_length")
 
 
 def _pairs(tasks: dict[str, Any]) -> list[dict[str, str]]:
