@@ -259,7 +259,7 @@ def train(recipe: str, overrides: tuple[str, ...], preset: str | None, force_new
         print(config_help(mod.Config))
         return
     cfg = load_config(mod.Config, preset, list(overrides))  # every config error, before any work
-    from execrl.training._dist import finish
+    from execrl.training._dist import finish, is_main_process
 
     ok = False
     try:
@@ -267,7 +267,7 @@ def train(recipe: str, overrides: tuple[str, ...], preset: str | None, force_new
         ok = True
     finally:
         finish(ok)  # several processes: leave together, the group torn down
-    if os.environ.get("RANK", "0") == "0":  # launched as several processes: the main one reports
+    if is_main_process():  # launched as several processes: the main one reports
         print(json.dumps(summary, default=str))
 
 

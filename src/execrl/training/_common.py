@@ -15,7 +15,7 @@ from execrl.errors import DataError
 from execrl.evaluation import evaluate, read_samples
 from execrl.sandbox import SandboxPool
 from execrl.tasks import Task, load_benchmark
-from execrl.training._dist import CopiedError, processes, world_size
+from execrl.training._dist import CopiedError, is_main_process, processes, world_size
 from execrl.training.config import RunDir, check_at_least, check_local_path, field_doc
 
 TINY = "tiny"  # the model spec that builds the local tiny Llama (execrl.training.tiny)
@@ -42,7 +42,7 @@ def single_process(what: str) -> None:
     """A one-line error, before any work, when ``what`` (the demo) is launched as several
     processes (``accelerate launch``/``torchrun`` with more than one)."""
     if world_size() > 1:
-        error = DataError if os.environ.get("RANK", "0") == "0" else CopiedError  # said once, by the main process
+        error = DataError if is_main_process() else CopiedError  # said once, by the main process
         raise error(f"{what} runs in one process (this launch has WORLD_SIZE={world_size()}); run it without "
                     "accelerate launch/torchrun (the recipes, execrl train RECIPE, run on several)")
 
@@ -298,7 +298,10 @@ class _WandB:
 
 def mirror_metrics(cfg: RunConfig, run: RunDir) -> None:
     """For recipes with their own training loop (TRL trainers do this themselves): every
-    ``run.log`` line also goes to TensorBoard (``<run>/runs/``) or W&B, as ``report_to`` says."""
+    ``run.log`` line also goes to TensorBoard (``<run>/runs/``) or W&B, as ``report_to`` says
+    (by the process that writes the run: the main one when there are several)."""
+    if not run.writes:
+        return
     if cfg.report_to == "tensorboard":
         run.mirrors.append(_TensorBoard(os.path.join(run.path, "runs")))
     elif cfg.report_to == "wandb":

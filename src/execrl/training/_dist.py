@@ -42,12 +42,22 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
+def rank() -> int:
+    """This process's rank, from the launcher's environment (0 without a launcher)."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def is_main_process() -> bool:
+    """Whether this process reports for the run (rank 0); needs no process group."""
+    return rank() == 0
+
+
 class Processes:
     """This process's place among the run's processes; see the module docstring."""
 
     def __init__(self) -> None:
         self.size = world_size()
-        self.rank = int(os.environ.get("RANK", "0") or 0)
+        self.rank = rank()
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
         self.local_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.size)) or self.size)
         self._state: Any = None

@@ -248,8 +248,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     if cfg.batch_size < procs.size:
         raise DataError(f"batch_size={cfg.batch_size} is split between {procs.size} processes: give each one at least one")
     run = open_run(cfg, "critic", force_new)
-    if procs.is_main:
-        mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
+    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:

@@ -202,8 +202,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # --- setup: run directory, model, task split, critic ------------------------------
     procs = processes()  # several (accelerate launch): each samples its own prompts, DDP averages gradients
     run = open_run(cfg, "critic_pg", force_new)
-    if procs.is_main:
-        mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
+    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, seed=cfg.seed)
     train_tasks, held_out = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train_tasks:

@@ -234,8 +234,7 @@ def main(cfg: Config, force_new: bool = False) -> dict[str, Any]:
     # -- setup
     procs = processes()  # several (accelerate launch): each samples its own prompts, DDP averages gradients
     run = open_run(cfg, "ppo", force_new)
-    if procs.is_main:
-        mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
+    mirror_metrics(cfg, run)  # report_to: TensorBoard or W&B beside metrics.jsonl
     model_path = resolve_model(cfg.model, run, cfg.seed)
     train, held = split_tasks(cfg.benchmark, cfg.problems, cfg.eval_tasks, cfg.seed, cfg.limit, cfg.skip)
     if not train:
